@@ -1,0 +1,43 @@
+# The two commands of the README are `make up` and `make test`; the rest build on them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Tests and CI read the data we are given beside the checkout; users elsewhere download it.
+export NAB_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/nab)
+export REFERENCE_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/reference-model)
+
+.PHONY: up test train evaluate bench deploy down clean
+
+$(VENV)/.local: requirements/local.txt shared/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/local.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.local requirements/dev.txt
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+up: $(VENV)/.local          ## Redis + model + the three functions on http://127.0.0.1:8080
+	$(PY) -m infra.local
+
+test: $(VENV)/.dev          ## the whole suite, against a real Redis server it starts
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+train: $(VENV)/.dev         ## retrain the model into models/modelo/
+	$(PY) -m models.train $(ARGS)
+
+evaluate: $(VENV)/.dev      ## stream the NAB series through detectar and score it
+	$(PY) -m models.evaluate $(ARGS)
+
+bench: $(VENV)/.dev         ## throughput and latency of the local stack
+	$(PY) -m bench $(ARGS)
+
+deploy:                     ## Docker Swarm + OpenFaaS (needs a Docker engine and faas-cli)
+	infra/deploy.sh
+
+down:                       ## remove everything deploy created
+	infra/down.sh
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -1,0 +1,68 @@
+"""Window -> model input -> prediction -> verdict, for one sensor's new reading.
+
+The model only predicts; scaling (shared/scaling.py) and the decision rule
+(shared/rules.py) come from the model's description file, so one runtime serves both the
+replaced system's autoencoder and our own model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import rules, scaling
+from .errors import Unavailable
+from .serving import Predictor, ServingError, ServingUnavailable
+from .serving.description import ModelDescription
+
+
+@dataclass(frozen=True)
+class Verdict:
+    anomaly: bool | None  # None: not judged (see message)
+    predicted: float | None = None
+    error: float | None = None
+    threshold: float | None = None
+    engine: str | None = None
+    message: str | None = None
+    state: dict[str, float] = field(default_factory=dict)
+
+
+class Detector:
+    def __init__(self, description: ModelDescription, predictor: Predictor,
+                 fallback: Predictor | None = None, threshold: float | None = None):
+        self.description = description
+        self.predictor = predictor
+        self.fallback = fallback
+        self.threshold_override = threshold
+
+    @property
+    def window_size(self) -> int:
+        return self.description.window
+
+    def _predict(self, instances: np.ndarray) -> tuple[np.ndarray, str]:
+        try:
+            return self.predictor.predict(instances), self.predictor.name
+        except (ServingUnavailable, ServingError) as exc:
+            if self.fallback is None:
+                raise Unavailable(f"model server unavailable: {exc}") from exc
+            return self.fallback.predict(instances), f"{self.fallback.name} (fallback)"
+
+    def judge(self, value: float, window: list[float], state: dict[str, float]) -> Verdict:
+        """Judge `value` against the readings before it (newest first)."""
+        if len(window) < self.window_size:
+            return Verdict(None, state=state, message=(
+                f"not judged: the sensor needs {self.window_size} previous readings "
+                f"and has {len(window)}"))
+        raw = np.asarray(window[: self.window_size], dtype=np.float64)
+        instances, to_degrees = scaling.model_input(self.description, raw, state)
+        output, engine = self._predict(instances)
+        predicted = to_degrees(float(output[0][tuple(self.description.prediction_index)]))
+        if not math.isfinite(predicted):
+            return Verdict(None, engine=engine, state=state,
+                           message="not judged: the model's prediction is not a finite number")
+        decision = rules.decide(self.description.decision, value=value, predicted=predicted,
+                                window=raw, state=state, threshold_override=self.threshold_override)
+        return Verdict(decision.anomaly, predicted, decision.error, decision.threshold, engine,
+                       state=decision.state)

@@ -1,0 +1,74 @@
+"""One python3-http request, start to finish: method, size, token, action, response.
+
+Every failure is answered here in the caller's format; a traceback goes to the log
+(`faas-cli logs`), never to the caller.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from . import render
+from .actions import Action, StoredButNotJudged
+from .errors import ApiError, MethodNotAllowed, PayloadTooLarge, Unauthorized
+from .params import merged_params
+from .services import SERVICES, Services
+
+log = logging.getLogger(__name__)
+METHODS = ("GET", "HEAD", "POST")
+
+
+def _token(headers: Any) -> str:
+    bearer = headers.get("Authorization") or ""
+    if bearer[:7].lower() == "bearer ":
+        return bearer[7:].strip()
+    return (headers.get("X-Api-Token") or "").strip()
+
+
+def _check(event: Any, action: Action, services: Services) -> None:
+    if event.method.upper() not in METHODS:
+        raise MethodNotAllowed(f"{event.method} is not supported: use GET or POST")
+    settings = services.settings
+    if len(event.body or b"") > settings.max_body_bytes:
+        raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
+    if action.writes and settings.api_token is not None:
+        if not hmac.compare_digest(_token(event.headers).encode(), settings.api_token.encode()):
+            raise Unauthorized("this function needs an API token: "
+                               "send 'Authorization: Bearer <token>'")
+
+
+def _failure(status: int, message: str, as_json: bool, host: str,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    if as_json:
+        return render.response(status, {"error": message, **(extra or {})}, True)
+    return render.response(status, render.error_html(status, message, host), False)
+
+
+def serve(event: Any, context: Any, action: Action, services: Services = SERVICES) -> dict[str, Any]:
+    """Run `action` for a python3-http event; always returns a response dict."""
+    host = getattr(context, "hostname", "localhost")
+    as_json = render.wants_json(event.query, event.headers)
+    try:
+        _check(event, action, services)
+        result = action.run(merged_params(event.query, event.body or b""), services, host)
+    except ApiError as exc:
+        return _failure(exc.status, exc.message, as_json, host)
+    except StoredButNotJudged as exc:
+        cause = exc.cause
+        status = cause.status if isinstance(cause, ApiError) else 500
+        if status == 500:
+            log.exception("detectar failed after storing a reading", exc_info=cause)
+        reason = cause.message if isinstance(cause, ApiError) else "internal error"
+        message = (f"reading stored at {exc.stored['timestamp']} but not judged: {reason}; "
+                   "do not send it again")
+        return _failure(status, message, as_json, host,
+                        {**exc.stored, "stored": True, "anomaly": None})
+    except Exception:
+        log.exception("%s failed", action.name)
+        return _failure(500, "internal error; the details are in the function's log",
+                        as_json, host)
+    if as_json:
+        return render.response(result.status, result.document, True)
+    return render.response(result.status, result.html, False)

@@ -1,0 +1,172 @@
+"""Turn a python3-http event into typed, validated parameters.
+
+Parameters come from the query string or from a JSON body (POST); a body that is a bare
+number is taken as `dato` (what `echo 25.4 | faas-cli invoke nuevo` sends). Every check
+happens here, before anything is stored, so bad input never reaches Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from .config import DEFAULT_SENSOR
+from .errors import BadRequest
+
+SENSOR_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+MAX_DATO_CHARS = 64
+DATO_LIMIT = 1e9  # far beyond any temperature; keeps model arithmetic finite
+MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+FUTURE_TOLERANCE_MS = 24 * 3600 * 1000  # clock skew we accept from a sensor
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading to store; timestamp None means the server's clock."""
+
+    value: float
+    timestamp: int | None
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    count: int
+    start: int | str  # ms, or "-" for the earliest
+    end: int | str  # ms, or "+" for the latest
+
+
+def _reject_constant(token: str) -> float:
+    raise BadRequest(f"body is not valid JSON: {token} is not a number")
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The JSON body as parameters: an object, a bare number (`dato`), or nothing."""
+    if not body or not body.strip():
+        return {}
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8 text") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise BadRequest("body is not valid JSON") from None
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return {"dato": data}
+    raise BadRequest("body must be a JSON object or a number")
+
+
+def merged_params(query: Any, body: bytes) -> dict[str, Any]:
+    """Query-string parameters, overridden by those of a JSON body."""
+    params: dict[str, Any] = {key: query.get(key) for key in query.keys()}
+    params.update(parse_body(body))
+    return params
+
+
+def parse_dato(raw: Any) -> float:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise BadRequest("dato is required: the reading, e.g. dato=25.4")
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise BadRequest("dato must be a decimal number, e.g. 25.4")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > MAX_DATO_CHARS:
+            raise BadRequest(f"dato is too long (more than {MAX_DATO_CHARS} characters)")
+        if not DECIMAL_RE.fullmatch(text):
+            raise BadRequest("dato must be a decimal number with a point, e.g. 25.4")
+        raw = text
+    try:
+        value = float(raw)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value) or abs(value) > DATO_LIMIT:
+        raise BadRequest(f"dato must be a finite number between {-DATO_LIMIT:g} and {DATO_LIMIT:g}")
+    return value
+
+
+def parse_sensor(raw: Any) -> str:
+    if raw is None or raw == "":
+        return DEFAULT_SENSOR
+    if not isinstance(raw, str) or not SENSOR_RE.fullmatch(raw):
+        raise BadRequest("sensor must be 1 to 64 letters, digits or . _ : -")
+    return raw
+
+
+def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
+    """Milliseconds since the epoch or ISO-8601 (UTC when no offset is given)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 16:
+        raw = int(raw.strip())
+    if isinstance(raw, int):
+        millis = raw
+    elif isinstance(raw, str) and len(raw) <= 64:
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601, "
+                             "e.g. 2024-01-31T12:00:00Z") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        millis = int(moment.timestamp() * 1000) if moment.year > 1969 else -1
+    else:
+        raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
+    if not 0 <= millis <= MAX_TIMESTAMP_MS:
+        raise BadRequest(f"{name} is out of range (1970 to 9999)")
+    if millis > time.time() * 1000 + FUTURE_TOLERANCE_MS:
+        raise BadRequest(f"{name} is more than a day in the future")
+    return millis
+
+
+def parse_reading(params: Mapping[str, Any]) -> Reading:
+    return Reading(parse_dato(params.get("dato")), parse_timestamp(params.get("timestamp")))
+
+
+def parse_batch(raw: Any, max_readings: int) -> list[Reading]:
+    """A batch is valid only as a whole: one bad reading rejects it all."""
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("readings must be a non-empty list of {\"dato\", \"timestamp\"}")
+    if len(raw) > max_readings:
+        raise BadRequest(f"a batch holds at most {max_readings} readings")
+    readings = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise BadRequest(f"readings[{index}] must be an object with dato")
+        try:
+            readings.append(parse_reading(item))
+        except BadRequest as exc:
+            raise BadRequest(f"readings[{index}]: {exc.message}") from None
+    stamps = [r.timestamp for r in readings if r.timestamp is not None]
+    if len(stamps) != len(set(stamps)):
+        raise BadRequest("readings holds the same timestamp twice")
+    return readings
+
+
+def parse_count(raw: Any, default: int, maximum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 9:
+        raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= maximum:
+        raise BadRequest(f"count must be a whole number from 1 to {maximum}")
+    return raw
+
+
+def parse_history(params: Mapping[str, Any], default_count: int, max_count: int) -> HistoryQuery:
+    start = parse_timestamp(params.get("from"), "from")
+    end = parse_timestamp(params.get("to"), "to")
+    if start is not None and end is not None and start > end:
+        raise BadRequest("from must not be after to")
+    return HistoryQuery(parse_count(params.get("count"), default_count, max_count),
+                        "-" if start is None else start, "+" if end is None else end)

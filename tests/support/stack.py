@@ -1,0 +1,67 @@
+"""The local stack as a real process, driven over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from infra.local.redis_server import REPO_ROOT, free_port
+
+
+class LocalStack:
+    """`python -m infra.local` on a free port, using an already running Redis."""
+
+    def __init__(self, redis_port: int, log_dir: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"gateway-{self.port}.log"
+        self.env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port),
+                    "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "", **(env or {})}
+        self.http = requests.Session()
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "LocalStack":
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "infra.local", "--port", str(self.port)], cwd=REPO_ROOT,
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the local stack exited:\n{self.log()}")
+            try:
+                if self.http.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the local stack did not become ready:\n{self.log()}")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.http.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def url(self, function: str) -> str:
+        return f"{self.base}/function/{function}"
+
+    def get(self, function: str, **params: Any) -> requests.Response:
+        return self.http.get(self.url(function), params=params, timeout=10)
+
+    def post(self, function: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.url(function), json=body, timeout=10, **kwargs)
+
+    def json(self, function: str, **params: Any) -> requests.Response:
+        return self.http.get(self.url(function), params={**params, "format": "json"}, timeout=10)
