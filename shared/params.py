@@ -19,7 +19,9 @@ from .config import DEFAULT_SENSOR
 from .errors import BadRequest
 
 SENSOR_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+DIGITS_RE = re.compile(r"[0-9]{1,16}")  # ASCII only: str.isdigit() also accepts '²' and '١'
+
 MAX_DATO_CHARS = 64
 DATO_LIMIT = 1e9  # far beyond any temperature; keeps model arithmetic finite
 MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
@@ -107,7 +109,7 @@ def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
         raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)
-    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 16:
+    if isinstance(raw, str) and DIGITS_RE.fullmatch(raw.strip()):
         raw = int(raw.strip())
     if isinstance(raw, int):
         millis = raw
@@ -156,7 +158,7 @@ def parse_batch(raw: Any, max_readings: int) -> list[Reading]:
 def parse_count(raw: Any, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 9:
+    if isinstance(raw, str) and DIGITS_RE.fullmatch(raw.strip()):
         raw = int(raw.strip())
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= maximum:
         raise BadRequest(f"count must be a whole number from 1 to {maximum}")

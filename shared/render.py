@@ -75,8 +75,9 @@ def batch_html(sensor: str, stored: int, conflicts: list[int], host: str) -> str
 def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
                  anomalies: set[int], host: str) -> str:
     rows = "".join(
-        f"<tr{' class=\"anomaly\"' if t in anomalies else ''}><td>{iso(t)}</td><td>{v:g}</td>"
-        f"<td>{'anomaly' if t in anomalies else ''}</td></tr>" for t, v in readings)
+        f'<tr class="anomaly"><td>{iso(t)}</td><td>{v:g}</td><td>anomaly</td></tr>'
+        if t in anomalies else f"<tr><td>{iso(t)}</td><td>{v:g}</td><td></td></tr>"
+        for t, v in readings)
     table = (f"<table><tr><th>time</th><th>value</th><th></th></tr>{rows}</table>"
              if readings else "<p>No readings yet.</p>")
     return page(f"Readings of {sensor}",

@@ -1,0 +1,83 @@
+"""Bad input gets a clear 4xx in the caller's format, and nothing is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+BAD_DATOS = ["", "   ", "abc", "nan", "NaN", "inf", "-Infinity", "1e400", "-1e999", "25,4",
+             "1_000", "0x1A", "１２", "2.5.1", "1e10", "9" * 70, "25.4 ; DROP", "<b>1</b>"]
+
+
+def nothing_stored(redis_client):
+    return redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("function", ["nuevo", "detectar"])
+@pytest.mark.parametrize("dato", BAD_DATOS)
+def test_a_bad_dato_is_refused_in_json(api, redis_client, function, dato):
+    answer = api.json(function, dato=dato)
+    assert answer.status_code == 400
+    assert answer.headers["Content-Type"] == "application/json"
+    assert "dato" in answer.json()["error"]
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("function", ["nuevo", "detectar"])
+def test_a_missing_dato_is_refused_in_html_by_default(api, redis_client, function):
+    answer = api.http.get(api.url(function))
+    assert answer.status_code == 400
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "dato is required" in answer.text
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("params, word", [
+    ({"dato": "1", "sensor": "a b"}, "sensor"),
+    ({"dato": "1", "sensor": "x" * 65}, "sensor"),
+    ({"dato": "1", "sensor": "planta/1"}, "sensor"),
+    ({"dato": "1", "sensor": "<script>"}, "sensor"),
+    ({"dato": "1", "timestamp": "yesterday"}, "timestamp"),
+    ({"dato": "1", "timestamp": "-5"}, "timestamp"),
+    ({"dato": "1", "timestamp": "99999999999999999"}, "timestamp"),
+    ({"dato": "1", "timestamp": "2999-01-01T00:00:00Z"}, "timestamp"),
+])
+def test_bad_sensor_or_timestamp_is_refused(api, redis_client, params, word):
+    answer = api.json("nuevo", **params)
+    assert answer.status_code == 400 and word in answer.json()["error"]
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("params, word", [
+    ({"count": "0"}, "count"), ({"count": "-1"}, "count"), ({"count": "abc"}, "count"),
+    ({"count": "10000001"}, "count"), ({"from": "5000", "to": "1000"}, "from"),
+    ({"from": "ayer"}, "from"), ({"sensor": "a;b"}, "sensor"),
+])
+def test_bad_listar_parameters_are_refused(api, params, word):
+    answer = api.json("listar", **params)
+    assert answer.status_code == 400 and word in answer.json()["error"]
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1, 2]", b'"25.4"', b"NaN", b"Infinity",
+                                  b'{"dato": NaN}', b'{"dato": true}', b'{"dato": [1]}',
+                                  b"\xff\xfe", b'{"readings": []}', b'{"readings": [{"dato": 1}, 5]}',
+                                  b'{"readings": [{"dato": 1}, {"dato": "x"}]}',
+                                  b'{"readings": [{"dato": 1, "timestamp": 5}, {"dato": 2, "timestamp": 5}]}'])
+def test_malformed_bodies_are_refused_and_nothing_is_stored(api, redis_client, body):
+    answer = api.http.post(api.url("nuevo"), data=body, params={"format": "json"},
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]
+    assert nothing_stored(redis_client)
+
+
+def test_an_oversized_body_is_refused(api, redis_client):
+    answer = api.http.post(api.url("nuevo"), data=b" " * (2 << 20) + b"1",
+                           params={"format": "json"})
+    assert answer.status_code == 413
+    assert nothing_stored(redis_client)
+
+
+def test_an_unsupported_method_is_refused(api, redis_client):
+    answer = api.http.put(api.url("nuevo"), params={"dato": "1", "format": "json"})
+    assert answer.status_code == 405 and "GET or POST" in answer.json()["error"]
+    assert nothing_stored(redis_client)

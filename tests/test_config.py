@@ -1,0 +1,65 @@
+"""Settings: the replaced system's names and defaults, validated once with clear messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from infra.local.redis_server import REPO_ROOT
+from shared.config import ConfigError, load_settings
+
+
+def test_defaults_are_the_replaced_systems():
+    settings = load_settings({})
+    assert settings.window_size == 10
+    assert settings.model_name == "modelo"
+    assert settings.threshold is None  # the model's own calibrated threshold applies
+    assert settings.serving_url is None and settings.model_engine == "auto"
+    assert (settings.redis_host, settings.redis_port) == ("localhost", 6379)
+
+
+def test_serving_host_is_tf_servings_rest_port_unless_a_url_is_given():
+    assert load_settings({"SERVING_HOST": "serving"}).serving_url == "http://serving:8501"
+    assert load_settings({"SERVING_HOST": "tf:9000"}).serving_url == "http://tf:9000"
+    assert load_settings({"SERVING_HOST": "x", "SERVING_URL": "https://m.example/"}).serving_url \
+        == "https://m.example"
+
+
+def test_secrets_are_read_from_files(tmp_path):
+    (tmp_path / "pw").write_text("s3cret\n")
+    (tmp_path / "token").write_text("tok")
+    settings = load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+                              "API_TOKEN_FILE": str(tmp_path / "token")})
+    assert (settings.redis_password, settings.api_token) == ("s3cret", "tok")
+    absent = load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "none")})
+    assert absent.redis_password is None
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WINDOW_SIZE": "diez"}, "WINDOW_SIZE='diez' is not valid"),
+    ({"WINDOW_SIZE": "0"}, "WINDOW_SIZE"),
+    ({"THRESHOLD": "-1"}, "THRESHOLD"),
+    ({"THRESHOLD": "nan"}, "THRESHOLD"),
+    ({"REDIS_PORT": "70000"}, "REDIS_PORT"),
+    ({"SERVING_TIMEOUT": "0"}, "SERVING_TIMEOUT"),
+    ({"MODEL_ENGINE": "gpu"}, "MODEL_ENGINE"),
+    ({"MODEL_ENGINE": "tfserving"}, "needs SERVING_HOST"),
+    ({"SERVING_URL": "serving:8501"}, "SERVING_URL"),
+    ({"MODEL_NAME": "../etc"}, "MODEL_NAME"),
+])
+def test_a_bad_value_is_named_with_what_was_expected(env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(env)
+
+
+def test_the_local_stack_refuses_to_start_with_a_bad_setting(redis_server):
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.local", "--port", "0"], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=60, env={**os.environ, "REDIS_HOST": "127.0.0.1",
+                                    "REDIS_PORT": str(redis_server.port), "WINDOW_SIZE": "abc"})
+    assert result.returncode == 2
+    assert "WINDOW_SIZE='abc' is not valid" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,61 @@
+"""Dependencies that fail: a clear 503, no traceback, and recovery without a restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.local.redis_server import RedisServer, free_port
+from tests.support.stack import LocalStack
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def test_redis_down_is_a_503_and_the_functions_recover_when_it_returns(own_redis, tmp_path):
+    with LocalStack(own_redis.port, tmp_path) as stack:
+        assert stack.json("nuevo", dato="1", timestamp="1000").status_code == 200
+        own_redis.kill()
+        for function in ("nuevo", "detectar", "listar"):
+            answer = stack.json(function, dato="2")
+            assert answer.status_code == 503, answer.text
+            assert "Redis is unavailable" in answer.json()["error"]
+        page = stack.get("nuevo", dato="2")
+        assert page.status_code == 503 and "Traceback" not in page.text
+        assert stack.http.get(f"{stack.base}/healthz").status_code == 503
+        own_redis.start()  # same port, same append-only file
+        assert stack.json("nuevo", dato="3", timestamp="3000").status_code == 200
+        assert stack.http.get(f"{stack.base}/healthz").status_code == 200
+        readings = stack.json("listar").json()["readings"]
+        assert [(r["timestamp"], r["value"]) for r in readings] == [(3000, 3.0), (1000, 1.0)]
+
+
+def feed(stack, count):
+    for i in range(count):
+        assert stack.json("nuevo", dato=str(70 + i % 3), timestamp=str(1000 * (i + 1))).status_code == 200
+
+
+def test_model_server_down_nuevo_works_and_detectar_stores_but_says_it_did_not_judge(own_redis, tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"
+    with LocalStack(own_redis.port, tmp_path, env={"SERVING_URL": closed}) as stack:
+        feed(stack, 10)
+        answer = stack.json("detectar", dato="71", timestamp="20000")
+        assert answer.status_code == 503
+        body = answer.json()
+        assert "model server unavailable" in body["error"] and "do not send it again" in body["error"]
+        assert body["stored"] is True and body["timestamp"] == 20000 and body["anomaly"] is None
+        assert stack.json("listar").json()["total"] == 11
+
+
+def test_model_server_down_falls_back_to_the_embedded_engine_when_asked(own_redis, tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {"SERVING_URL": closed, "SERVING_FALLBACK": "embedded"}
+    with LocalStack(own_redis.port, tmp_path, env=env) as stack:
+        feed(stack, 10)
+        answer = stack.json("detectar", dato="71", timestamp="20000")
+        assert answer.status_code == 200
+        assert answer.json()["engine"] == "embedded (fallback)"
+        assert answer.json()["anomaly"] in (True, False)

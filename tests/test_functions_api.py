@@ -1,0 +1,145 @@
+"""The three functions through the local gateway, over real HTTP, against a real Redis.
+
+The replaced system's calls must keep working unchanged: GET with `dato`, HTML answers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+WINDOW = 10
+
+
+def stored_values(redis_client, key="mediciones"):
+    if not redis_client.exists(key):
+        return []
+    return [v for _, v in redis_client.ts().range(key, "-", "+")]
+
+
+def test_gateway_routes(api):
+    assert api.http.get(f"{api.base}/healthz").status_code == 200
+    listed = api.http.get(f"{api.base}/system/functions").json()
+    assert sorted(f["name"] for f in listed) == ["detectar", "listar", "nuevo"]
+    assert api.http.get(f"{api.base}/function/nada").status_code == 404
+
+
+def test_nuevo_keeps_the_old_call_and_answers_html(api, redis_client):
+    answer = api.get("nuevo", dato="25.4")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "25.4" in answer.text and "mediciones" in answer.text
+    assert stored_values(redis_client) == [25.4]
+
+
+def test_nuevo_answers_json_on_request(api, redis_client):
+    by_param = api.json("nuevo", dato="1.5", sensor="linea-2", timestamp="1700000000000")
+    assert by_param.json() == {"sensor": "linea-2", "timestamp": 1700000000000, "value": 1.5}
+    by_header = api.http.get(api.url("nuevo"), params={"dato": "2"},
+                             headers={"Accept": "application/json"})
+    assert by_header.headers["Content-Type"] == "application/json"
+    assert by_header.json()["value"] == 2.0
+
+
+def test_nuevo_takes_a_json_body_an_iso_time_and_a_bare_number(api, redis_client):
+    answer = api.post("nuevo", {"dato": 30.25, "sensor": "horno", "timestamp": "2024-01-31T12:00:00Z"},
+                      params={"format": "json"})
+    assert answer.json()["timestamp"] == 1706702400000
+    # What `echo 18.5 | faas-cli invoke nuevo` sends: a text/plain body holding a number.
+    plain = api.http.post(api.url("nuevo"), data=b"18.5\n", params={"format": "json"},
+                          headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 200 and plain.json()["value"] == 18.5
+    assert stored_values(redis_client, "horno") == [30.25]
+    assert stored_values(redis_client) == [18.5]
+
+
+def test_nuevo_stores_a_batch_in_one_call(api, redis_client):
+    readings = [{"dato": 20 + i / 10, "timestamp": 1_700_000_000_000 + i * 1000} for i in range(500)]
+    answer = api.post("nuevo", {"sensor": "lote", "readings": readings}, params={"format": "json"})
+    assert answer.status_code == 200
+    assert answer.json() == {"sensor": "lote", "stored": 500}
+    assert len(stored_values(redis_client, "lote")) == 500
+
+
+def test_a_taken_timestamp_is_refused_and_never_overwritten(api, redis_client):
+    assert api.json("nuevo", dato="10", timestamp="1700000000000").status_code == 200
+    again = api.json("nuevo", dato="99", timestamp="1700000000000")
+    assert again.status_code == 409
+    assert "1700000000000" in again.json()["error"]
+    assert stored_values(redis_client) == [10.0]
+    batch = api.post("nuevo", {"readings": [{"dato": 1, "timestamp": 1700000000000},
+                                            {"dato": 2, "timestamp": 1700000001000}]},
+                     params={"format": "json"})
+    assert batch.status_code == 409
+    assert batch.json()["stored"] == 1 and batch.json()["conflicts"] == [1700000000000]
+    assert stored_values(redis_client) == [10.0, 2.0]
+
+
+def test_listar_is_newest_first_with_total_count_and_range(api, redis_client):
+    for i in range(30):
+        api.get("nuevo", dato=str(i), timestamp=str(1_700_000_000_000 + i * 1000))
+    everything = api.json("listar").json()
+    assert everything["sensor"] == "mediciones" and everything["total"] == 30
+    assert [r["value"] for r in everything["readings"][:3]] == [29.0, 28.0, 27.0]
+    three = api.json("listar", count="3").json()
+    assert len(three["readings"]) == 3 and three["total"] == 30
+    ranged = api.json("listar", **{"from": "1700000005000", "to": "1700000007000"}).json()
+    assert [r["timestamp"] for r in ranged["readings"]] == [1700000007000, 1700000006000,
+                                                            1700000005000]
+    assert api.json("listar", sensor="otro").json() == {"sensor": "otro", "total": 0, "readings": []}
+
+
+def test_detectar_stores_and_waits_for_a_full_window(api, redis_client):
+    answer = api.json("detectar", dato="80.5").json()
+    assert answer["anomaly"] is None and "needs 10 previous readings" in answer["message"]
+    assert stored_values(redis_client) == [80.5]
+
+
+def feed(api, values, sensor="mediciones", start=1_700_000_000_000):
+    for i, value in enumerate(values):
+        api.get("nuevo", dato=repr(value), sensor=sensor, timestamp=str(start + i * 300_000))
+    return start + len(values) * 300_000
+
+
+def seasoned(redis_client, sensor="mediciones"):
+    """Detector state of a sensor that has seen enough readings to alarm (residual sd 1)."""
+    redis_client.hset(f"{sensor}/detector", mapping={"count": 5000, "err_mean": 0.0,
+                                                     "err_var": 1.0, "holdoff": 0.0})
+
+
+def test_detectar_judges_against_the_previous_window(api, redis_client):
+    history = [70.0 + (i % 3) for i in range(WINDOW + 5)]
+    next_time = feed(api, history)
+    answer = api.json("detectar", dato="71.0", timestamp=str(next_time)).json()
+    assert answer["window"] == list(reversed(history))[:WINDOW]  # newest first
+    assert answer["anomaly"] is False  # a new sensor is still learning its normal error
+    assert set(answer) >= {"sensor", "timestamp", "value", "anomaly", "predicted", "error",
+                           "threshold", "window", "engine"}
+    assert 68 < answer["predicted"] < 73 and answer["engine"] == "embedded"
+    assert stored_values(redis_client)[-1] == 71.0
+    state = redis_client.hgetall("mediciones/detector")
+    assert float(state[b"count"]) == 1.0  # the sensor's error statistics learnt this reading
+
+
+def test_detectar_html_says_true_in_red_or_false_in_green(api, redis_client):
+    next_time = feed(api, [70.0] * WINDOW)
+    seasoned(redis_client)
+    normal = api.get("detectar", dato="70.0", timestamp=str(next_time))
+    assert 'class="verdict false">FALSE' in normal.text
+    assert ".false{color:#2e7d32}" in normal.text and ".true{color:#c62828}" in normal.text
+    huge = api.get("detectar", dato="95.0", timestamp=str(next_time + 300_000)).text
+    assert 'class="verdict true">TRUE' in huge
+    assert "answered by" in huge and api.json("listar").json()["total"] == WINDOW + 2
+
+
+def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
+    next_time = feed(api, [70.0] * WINDOW)
+    seasoned(redis_client)
+    verdict = api.json("detectar", dato="95", timestamp=str(next_time)).json()
+    assert verdict["anomaly"] is True and verdict["error"] > verdict["threshold"]
+    listed = api.json("listar").json()["readings"]
+    assert listed[0] == {"timestamp": next_time, "value": 95.0, "anomaly": True}
+    assert not any(r["anomaly"] for r in listed[1:])
+    page = api.get("listar").text
+    assert "<svg" in page and page.count("<circle") == 1 and "<script" not in page
