@@ -1,0 +1,1 @@
+"""Detection models: NAB data, NAB scoring, training and export of the SavedModel."""

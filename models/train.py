@@ -1,0 +1,300 @@
+"""Train and export the detection model: `python -m models.train [--version N] [--overwrite]`.
+
+What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
+1. loads the NAB machine-temperature series (models/nab.py: NAB_DATA_DIR or the pinned
+   download) and keeps ONLY its probationary rows (the first 750): nothing after them, and
+   no label, is read by training or calibration;
+2. builds the windows of WINDOW previous readings -> next reading from those rows, each window
+   standardised by its own mean/std (shared/scaling.py `window_standardize`), so the model is
+   blind to a sensor's temperature range and noise level;
+3. trains GRU(16) -> Dense(1) to predict the next reading in the window's own units (MSE,
+   Adam); the last 15% of the probationary windows (chronological) only stop training early;
+4. exports with Keras `model.export()` to models/modelo/<version>/ with model.json (the
+   description the runtime reads: scaling, decision rule and its calibration, layers with
+   their checkpoint keys, verified by reading the checkpoint back) and writes
+   models/models_config/models.config for TF Serving.
+
+The decision rule is `residual_z` (shared/rules.py); its parameters are set a priori (see
+DECISION and CALIBRATION below) and its statistics are learned online per sensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from shared import rules, scaling
+
+from . import nab
+
+MODELS_DIR = Path(__file__).resolve().parent
+MODEL_NAME = "modelo"
+
+SEED = 0
+WINDOW = 10                 # the runtime's default window: 50 minutes of 5-minute readings
+INPUT_ORDER = "oldest_first"  # natural order for a recurrent layer
+UNITS = 16                  # smallest size suggested for the embedded engine's budget
+TRAIN_ROWS = 750            # NAB probationary period: min(floor(0.15 N), 750) = 750 rows
+VALIDATION_FRACTION = 0.15  # last windows of the probationary rows: early stopping only
+EPOCHS = 300
+PATIENCE = 20
+BATCH_SIZE = 32
+LEARNING_RATE = 3e-3
+
+SCALING = {"kind": "window_standardize", "std_floor": 1e-3, "std_floor_rel": 1e-3}
+
+TAIL_PROBABILITY = 1e-5
+DECISION = {
+    "rule": "residual_z",
+    "threshold": rules.critical_z(TAIL_PROBABILITY),
+    "tail_probability": TAIL_PROBABILITY,
+    "memory": 8640,
+    "min_count": TRAIN_ROWS - WINDOW,
+    "holdoff": 288,
+}
+CALIBRATION = (
+    "Per sensor, online and causal: the residual e = reading - prediction (degrees) is "
+    "standardised as z = (e - err_mean) / sqrt(err_var) with the running mean/variance of that "
+    "sensor's previous residuals (weight max(1/count, 1/memory): exact running statistics over "
+    "the first `memory` residuals, then an exponential forgetting of memory = 8640 readings = "
+    "30 days of 5-minute readings, the historical window of Numenta's anomaly likelihood). "
+    "Anomaly when |z| > threshold = the two-sided N(0,1) quantile of tail_probability = 1e-5 "
+    "(the likelihood threshold of Ahmad et al. 2017, Neurocomputing, 'Unsupervised real-time "
+    "anomaly detection for streaming data'); alarms are allowed once the statistics hold "
+    "min_count = 740 residuals (the NAB probationary rows minus one window) and are suppressed "
+    "for holdoff = 288 readings (one day) after an alarm. Nothing is fitted on labels or on "
+    "readings not yet seen."
+)
+
+
+def configure_determinism(seed: int) -> None:
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def training_windows(values: np.ndarray, window: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs (n, window, 1) float32 laid out per INPUT_ORDER, targets (n, 1) float32, scaled."""
+    values = np.asarray(values[:rows], dtype=np.float64)
+    newest_first = np.stack([values[i - window:i][::-1] for i in range(window, rows)])
+    scaled, offset, scale = scaling.scale_windows(newest_first, SCALING)
+    targets = (values[window:rows] - offset) / scale
+    ordered = scaled[:, ::-1] if INPUT_ORDER == "oldest_first" else scaled
+    return ordered[..., None].astype(np.float32), targets[:, None].astype(np.float32)
+
+
+def build_model(window: int, units: int):
+    import keras
+
+    inputs = keras.Input((window, 1), name="window")
+    hidden = keras.layers.GRU(units, name="gru")(inputs)
+    outputs = keras.layers.Dense(1, name="next_reading")(hidden)
+    return keras.Model(inputs, outputs, name="next_reading_gru")
+
+
+def train(values: np.ndarray, seed: int = SEED):
+    import keras
+
+    configure_determinism(seed)
+    x, y = training_windows(values, WINDOW, TRAIN_ROWS)
+    model = build_model(WINDOW, UNITS)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mse")
+    history = model.fit(
+        x, y, epochs=EPOCHS, batch_size=BATCH_SIZE, validation_split=VALIDATION_FRACTION,
+        shuffle=True, verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
+    return model, history.history, x, y
+
+
+def degree_metrics(model, values: np.ndarray) -> dict[str, float]:
+    """RMSE in degrees on the training and validation parts of the probationary rows."""
+    x, _ = training_windows(values, WINDOW, TRAIN_ROWS)
+    newest_first = np.stack([values[i - WINDOW:i][::-1] for i in range(WINDOW, TRAIN_ROWS)])
+    _, offset, scale = scaling.scale_windows(newest_first, SCALING)
+    predicted = offset + scale * model.predict(x, verbose=0)[:, 0]
+    actual = np.asarray(values[WINDOW:TRAIN_ROWS], dtype=np.float64)
+    split = len(actual) - int(len(actual) * VALIDATION_FRACTION)
+    persistence = newest_first[:, 0]
+
+    def rmse(a, b):
+        return float(np.sqrt(np.mean((a - b) ** 2)))
+
+    return {
+        "rmse_degrees_train": rmse(predicted[:split], actual[:split]),
+        "rmse_degrees_validation": rmse(predicted[split:], actual[split:]),
+        "rmse_degrees_persistence_train": rmse(persistence[:split], actual[:split]),
+        "rmse_degrees_persistence_validation": rmse(persistence[split:], actual[split:]),
+        "residual_std_degrees_probationary": float(np.std(actual - predicted)),
+    }
+
+
+def checkpoint_keys(model, version_dir: Path) -> list[str]:
+    """model.weights -> their checkpoint keys `variables/N`, matched by value on read-back.
+
+    Keras 3 numbers `variables/N` in the order of the model's *variables*, which may include
+    non-trainable seed-generator states, so N is not always the position in model.weights.
+    """
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    stored = {key[: -len(suffix)]: reader.get_tensor(key)
+              for key in reader.get_variable_to_shape_map()
+              if key.startswith("variables/") and key.endswith(suffix)}
+    keys = []
+    for position, weight in enumerate(model.weights):
+        value = np.asarray(weight.numpy())
+        expected = f"variables/{position}"
+        if expected in stored and stored[expected].shape == value.shape \
+                and np.array_equal(stored[expected], value):
+            keys.append(expected)
+            continue
+        matches = [k for k, v in stored.items() if v.shape == value.shape and np.array_equal(v, value)]
+        if len(matches) != 1:
+            raise RuntimeError(f"cannot place weight {weight.path} in the checkpoint: {matches}")
+        keys.append(matches[0])
+    return keys
+
+
+def layer_description(model, keys: list[str]) -> list[dict]:
+    gru, dense = model.get_layer("gru"), model.get_layer("next_reading")
+    if not gru.reset_after:
+        raise RuntimeError("the embedded engine computes only GRU reset_after=True")
+    position = {id(w): k for w, k in zip(model.weights, keys)}
+    return [
+        {"type": "gru", "units": gru.units, "activation": gru.activation.__name__,
+         "recurrent_activation": gru.recurrent_activation.__name__,
+         "return_sequences": False, "reset_after": True,
+         "weights": [position[id(w)] for w in gru.weights]},
+        {"type": "dense", "units": 1, "activation": dense.activation.__name__,
+         "weights": [position[id(w)] for w in dense.weights]},
+    ]
+
+
+def signature_output(version_dir: Path, window: int) -> str:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    if list(spec.shape) != [None, window, 1] or spec.dtype != tf.float32:
+        raise RuntimeError(f"unexpected serving input {spec}")
+    outputs = list(signature.structured_outputs)
+    if len(outputs) != 1:
+        raise RuntimeError(f"expected one serving output, got {outputs}")
+    return outputs[0]
+
+
+def write_models_config(models_dir: Path) -> Path:
+    config_dir = models_dir / "models_config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    path = config_dir / "models.config"
+    path.write_text(
+        "model_config_list {\n"
+        "  config {\n"
+        f"    name: '{MODEL_NAME}'\n"
+        f"    base_path: '/models/{MODEL_NAME}'\n"
+        "    model_platform: 'tensorflow'\n"
+        "  }\n"
+        "}\n", encoding="utf-8")
+    return path
+
+
+def confirm_overwrite(version_dir: Path, overwrite: bool) -> bool:
+    if not version_dir.exists() or overwrite:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{version_dir} exists; pass --overwrite to replace it", file=sys.stderr)
+        return False
+    answer = input(f"{version_dir} exists. Overwrite? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", type=int, default=1, help="model version folder (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with the NAB csv and windows json (default: NAB_DATA_DIR "
+                             "or the pinned download)")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    args = parser.parse_args(argv)
+    if args.version < 1:
+        parser.error("--version must be a positive integer")
+
+    version_dir = args.models_dir / MODEL_NAME / str(args.version)
+    if not confirm_overwrite(version_dir, args.overwrite):
+        return 1
+    series = nab.load_machine_temperature(args.data_dir)
+    values = series.values
+
+    import keras
+    import shutil
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    model, history, x, _ = train(values, args.seed)
+    seconds = time.perf_counter() - started
+    metrics = degree_metrics(model, values)
+    best = int(np.argmin(history["val_loss"]))
+    metrics.update({"loss_train_scaled": float(history["loss"][best]),
+                    "loss_validation_scaled": float(history["val_loss"][best]),
+                    "epochs_run": len(history["loss"]), "best_epoch": best + 1,
+                    "training_seconds": round(seconds, 2)})
+
+    if version_dir.exists():
+        shutil.rmtree(version_dir)
+    version_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.export(str(version_dir), verbose=False)
+    keys = checkpoint_keys(model, version_dir)
+    output = signature_output(version_dir, WINDOW)
+
+    n_validation = int(len(x) * VALIDATION_FRACTION)
+    description = {
+        "format": 1,
+        "window": WINDOW,
+        "input_order": INPUT_ORDER,
+        "output": output,
+        "prediction_index": [0],
+        "scaling": SCALING,
+        "decision": {**DECISION, "calibration": CALIBRATION},
+        "layers": layer_description(model, keys),
+        "training": {
+            "task": "predict the next reading from the WINDOW previous ones, window-standardised",
+            "data": {"series": nab.SERIES, "source": f"{nab.UPSTREAM_REPO}@{nab.UPSTREAM_COMMIT}",
+                     "sha256": series.sha256, "rows_total": len(values),
+                     "rows_used": [0, TRAIN_ROWS - 1],
+                     "samples": len(x), "samples_validation": n_validation,
+                     "labels_used": False},
+            "hyperparameters": {"units": UNITS, "epochs_max": EPOCHS, "patience": PATIENCE,
+                                "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
+                                "loss": "mse", "optimizer": "adam",
+                                "validation_fraction": VALIDATION_FRACTION},
+            "seeds": {"keras.utils.set_random_seed": args.seed, "op_determinism": True},
+            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                         "keras": keras.__version__, "numpy": np.__version__},
+            "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "metrics": metrics,
+        },
+    }
+    (version_dir / "model.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    config = write_models_config(args.models_dir)
+    print(f"exported {version_dir} ({seconds:.1f} s of training; "
+          f"rmse {metrics['rmse_degrees_validation']:.3f} deg on the validation rows, "
+          f"persistence {metrics['rmse_degrees_persistence_validation']:.3f}); wrote {config}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Decision rules (shared/rules.py): abs_error (the replaced system's) and residual_z."""
+
+import math
+
+import numpy as np
+import pytest
+
+from shared import rules
+
+WINDOW = np.zeros(10)
+ABS = {"rule": "abs_error", "threshold": 9.233296204297654}
+RZ = {"rule": "residual_z", "threshold": rules.critical_z(1e-5), "tail_probability": 1e-5,
+      "memory": 8640, "min_count": 20, "holdoff": 5}
+
+
+def run(decision, residuals, state=None, override=None):
+    state = dict(state or {})
+    out = []
+    for r in residuals:
+        d = rules.decide(decision, value=50.0 + r, predicted=50.0, window=WINDOW, state=state,
+                         threshold_override=override)
+        state = d.state
+        out.append(d)
+    return out
+
+
+def noise(n, seed=0):
+    return np.random.default_rng(seed).normal(0.0, 1.0, n)
+
+
+def test_critical_z():
+    assert rules.critical_z(1e-5) == pytest.approx(4.4172, abs=1e-4)
+    assert rules.critical_z(0.05) == pytest.approx(1.95996, abs=1e-5)
+    with pytest.raises(ValueError):
+        rules.critical_z(0.0)
+
+
+def test_abs_error_is_the_replaced_rule():
+    d = rules.decide(ABS, value=80.0, predicted=70.0, window=WINDOW, state={"x": 1.0})
+    assert (d.anomaly, d.error, d.threshold) == (True, 10.0, ABS["threshold"])
+    assert d.state == {"x": 1.0}
+    d = rules.decide(ABS, value=70.0, predicted=79.0, window=WINDOW, state={})
+    assert not d.anomaly and d.error == 9.0
+    d = rules.decide(ABS, value=70.0, predicted=79.0, window=WINDOW, state={}, threshold_override=8.5)
+    assert d.anomaly and d.threshold == 8.5
+    frozen = rules.Decision(False, 0.0, 1.0)
+    with pytest.raises(AttributeError):
+        frozen.anomaly = True
+
+
+def test_unknown_rule_and_non_finite_input_are_refused():
+    with pytest.raises(ValueError, match="unknown decision rule"):
+        rules.decide({"rule": "nope"}, 1.0, 1.0, WINDOW, {})
+    with pytest.raises(ValueError):
+        rules.decide(ABS, math.nan, 1.0, WINDOW, {})
+    with pytest.raises(ValueError):
+        rules.decide(RZ, 1.0, 1.0, WINDOW, {"count": 3.0, "err_mean": math.inf, "err_var": 1.0})
+
+
+def test_residual_z_state_is_floats_and_input_is_not_mutated():
+    state = {"count": 30.0, "err_mean": 0.1, "err_var": 2.0, "holdoff": 0.0}
+    before = dict(state)
+    d = rules.decide(RZ, value=51.0, predicted=50.0, window=WINDOW, state=state)
+    assert state == before
+    assert set(d.state) == set(rules.RESIDUAL_Z_STATE_KEYS)
+    assert all(type(v) is float for v in d.state.values())
+    assert d.state["count"] == 31.0
+    assert d.error == pytest.approx(abs(1.0 - 0.1) / math.sqrt(2.0))
+    assert d.threshold == RZ["threshold"]
+
+
+def test_residual_z_statistics_are_the_running_mean_and_variance():
+    residuals = noise(200) * 3.0 + 1.0
+    state = run(RZ, residuals)[-1].state
+    assert state["count"] == 200.0
+    assert state["err_mean"] == pytest.approx(residuals.mean())
+    assert state["err_var"] == pytest.approx(residuals.var())
+
+
+def test_residual_z_forgets_with_the_memory_once_full():
+    decision = {**RZ, "memory": 50}
+    state = run(decision, noise(50))[-1].state
+    after = run(decision, [10.0], state)[-1].state
+    delta = 10.0 - state["err_mean"]
+    assert after["err_mean"] == pytest.approx(state["err_mean"] + delta / 50)
+    assert after["err_var"] == pytest.approx((1 - 1 / 50) * (state["err_var"] + delta * delta / 50))
+
+
+def test_residual_z_is_scale_free():
+    small = [d.anomaly for d in run(RZ, list(noise(100)) + [8.0])]
+    large = [d.anomaly for d in run(RZ, list(noise(100) * 40.0) + [320.0])]
+    assert small == large and small[-1]
+
+
+def test_no_alarm_before_min_count():
+    decisions = run(RZ, list(noise(19)) + [100.0])
+    assert not any(d.anomaly for d in decisions)       # 19 residuals seen < min_count 20
+    decisions = run(RZ, list(noise(20)) + [100.0])
+    assert decisions[-1].anomaly
+
+
+def test_alarm_then_holdoff_then_alarm_again():
+    decisions = run(RZ, list(noise(100)) + [40.0] + [40.0] * 5 + [300.0])
+    flags = [d.anomaly for d in decisions[100:]]
+    assert flags == [True, False, False, False, False, False, True]
+    assert decisions[100].state["holdoff"] == 5.0
+    assert decisions[101].state["holdoff"] == 4.0
+    assert decisions[101].error > RZ["threshold"]       # surprising, but held off
+
+
+def test_threshold_override_is_a_critical_z():
+    base = run(RZ, noise(100))[-1].state
+    d = run(RZ, [3.5], base)[-1]
+    assert not d.anomaly and d.threshold == RZ["threshold"]
+    d = run(RZ, [3.5], base, override=3.0)[-1]
+    assert d.anomaly and d.threshold == 3.0
+
+
+def test_threshold_defaults_to_the_tail_probability():
+    decision = {k: v for k, v in RZ.items() if k != "threshold"}
+    d = run(decision, [0.0])[-1]
+    assert d.threshold == pytest.approx(rules.critical_z(1e-5))
+
+
+def test_gaussian_false_alarm_rate_matches_the_tail_probability():
+    decision = {**RZ, "threshold": rules.critical_z(1e-2), "holdoff": 0, "min_count": 100}
+    flags = [d.anomaly for d in run(decision, noise(20_000, seed=3))][100:]
+    assert 0.006 < np.mean(flags) < 0.014
