@@ -1,0 +1,125 @@
+"""TensorFlow Serving REST client: one pooled keep-alive session, POSTs never retried.
+
+API facts (TF Serving g3doc/api_rest.md, model_servers/http_server.cc): errors come as
+`{"error": "..."}`; UNAVAILABLE is 503, RESOURCE_EXHAUSTED 429, DEADLINE_EXCEEDED 504,
+bad requests 400 and unknown models 404. Model status answers 200 even while a version is
+LOADING, so readiness means a version in state AVAILABLE.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import ServingError, ServingUnavailable
+
+_JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: str
+    state: str  # UNKNOWN, START, LOADING, AVAILABLE, UNLOADING or END
+    error_code: str
+    error_message: str
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    versions: tuple[VersionStatus, ...]
+
+    @property
+    def ready(self) -> bool:
+        return any(version.state == "AVAILABLE" for version in self.versions)
+
+
+class TFServingClient:
+    """Predictions from a TF Serving model over REST; satisfies the `Predictor` contract."""
+
+    name = "tfserving"
+
+    def __init__(self, base_url: str, model_name: str, timeout_s: float,
+                 session: requests.Session | None = None, *, pool_size: int = 16) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
+        self.model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
+        self.predict_url = f"{self.model_url}:predict"
+        self.timeout = (timeout_s, timeout_s)  # (connect, read)
+        self.session = session or _pooled_session(pool_size)
+
+    def predict(self, instances: np.ndarray) -> np.ndarray:
+        x = np.asarray(instances, dtype=np.float32)
+        if x.ndim != 3 or not len(x):
+            raise ValueError(f"instances must have shape (batch >= 1, window, 1), got {x.shape}")
+        # TF Serving would accept NaN/Infinity tokens and answer garbage; refuse them here.
+        if not np.isfinite(x).all():
+            raise ValueError("instances must be finite (no NaN or infinity)")
+        payload = self._call("POST", self.predict_url, json.dumps({"instances": x.tolist()}))
+        predictions = payload.get("predictions") if isinstance(payload, dict) else None
+        if predictions is None:
+            raise ServingError(f"TF Serving answered 200 without 'predictions': {str(payload)[:200]}")
+        try:
+            output = np.asarray(predictions, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ServingError(f"TF Serving answered predictions that are not a tensor: {exc}") from exc
+        if output.ndim == 0 or len(output) != len(x):
+            raise ServingError(f"TF Serving answered {output.shape} predictions for {len(x)} instances")
+        return output
+
+    def status(self) -> ModelStatus:
+        """The model's versions as TF Serving reports them (`GET /v1/models/NAME`)."""
+        payload = self._call("GET", self.model_url)
+        try:
+            return ModelStatus(tuple(
+                VersionStatus(str(entry["version"]), str(entry["state"]),
+                              str(entry["status"]["error_code"]), str(entry["status"]["error_message"]))
+                for entry in payload["model_version_status"]))
+        except (KeyError, TypeError) as exc:
+            raise ServingError(f"TF Serving answered a malformed model status: {str(payload)[:200]}") from exc
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _call(self, method: str, url: str, body: str | None = None) -> Any:
+        try:
+            response = self.session.request(method, url, data=body, headers=_JSON, timeout=self.timeout)
+        except requests.RequestException as exc:  # refused, reset, DNS, connect/read timeout
+            raise ServingUnavailable(f"TF Serving at {url} did not answer: {exc}") from exc
+        code = response.status_code
+        if code == 200:
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ServingError(f"TF Serving answered 200 with a body that is not JSON: "
+                                   f"{response.text[:200]!r}") from exc
+        message = _error_message(response)
+        if code >= 500 or code == 429:
+            raise ServingUnavailable(f"TF Serving answered {code}: {message}")
+        raise ServingError(f"TF Serving refused the request ({code}): {message}", status=code)
+
+
+def _pooled_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    # Internal service: no proxy/netrc lookups from the environment (they also cost time
+    # on every request).
+    session.trust_env = False
+    # One host, up to pool_size concurrent keep-alive connections; max_retries=0 so a POST
+    # is never sent twice.
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _error_message(response: requests.Response) -> str:
+    """TF Serving's `{"error": "..."}` message, or whatever a proxy put in its place."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return response.text[:200] or response.reason or "no message"
