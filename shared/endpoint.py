@@ -17,7 +17,8 @@ from .params import merged_params
 from .services import SERVICES, Services
 
 log = logging.getLogger(__name__)
-METHODS = ("GET", "HEAD", "POST")
+READ_METHODS = ("GET", "HEAD", "POST")
+WRITE_METHODS = ("GET", "POST")  # the replaced system wrote on GET; HEAD must not write
 
 
 def _token(headers: Any) -> str:
@@ -28,7 +29,7 @@ def _token(headers: Any) -> str:
 
 
 def _check(event: Any, action: Action, services: Services) -> None:
-    if event.method.upper() not in METHODS:
+    if event.method.upper() not in (WRITE_METHODS if action.writes else READ_METHODS):
         raise MethodNotAllowed(f"{event.method} is not supported: use GET or POST")
     settings = services.settings
     if len(event.body or b"") > settings.max_body_bytes:

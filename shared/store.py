@@ -203,7 +203,7 @@ class ReadingStore:
         with _answering_errors(sensor):
             pipe = self.ts.pipeline(transaction=True)
             if anomaly:
-                pipe.add(anomalies_key(sensor), timestamp, value, on_duplicate="last",
+                pipe.add(anomalies_key(sensor), timestamp, value,
                          labels={"kind": "anomaly", "sensor": sensor})
             if new_state != old_state:
                 pipe.hset(detector_key(sensor), mapping={k: repr(float(v)) for k, v in new_state.items()})

@@ -80,4 +80,6 @@ def test_an_oversized_body_is_refused(api, redis_client):
 def test_an_unsupported_method_is_refused(api, redis_client):
     answer = api.http.put(api.url("nuevo"), params={"dato": "1", "format": "json"})
     assert answer.status_code == 405 and "GET or POST" in answer.json()["error"]
+    assert api.http.head(api.url("detectar"), params={"dato": "1"}).status_code == 405
+    assert api.http.head(api.url("listar")).status_code == 200
     assert nothing_stored(redis_client)
