@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# Deploy the platform on Docker Swarm with OpenFaaS, in one command (`make deploy`):
+#   1. checks docker (engine reachable) and faas-cli;
+#   2. `docker swarm init` when this engine is in no swarm (remembered in infra/.swarm-state,
+#      so infra/down.sh leaves the swarm only if this script created it);
+#   3. labels this node anomalias.data=true when no node has the label (Redis, Grafana and
+#      the model bind mount are pinned there);
+#   4. creates the Docker secrets that are missing (basic-auth-user/-password, redis-password,
+#      api-token, grafana-admin-password), values kept in infra/.secrets/ (0600, gitignored);
+#   5. deploys stack `func` (OpenFaaS) then stack `data` (Redis, TF Serving, Grafana,
+#      visualizer), waiting for each to converge;
+#   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set);
+#   7. waits until /healthz and every /function/<name> answers, and prints the URLs.
+#
+# Environment (all optional):
+#   REGISTRY              image prefix for the functions (e.g. registry.example.com/anomalias);
+#                         when set the images are pushed (needed on a multi-node swarm)
+#   SWARM_ADVERTISE_ADDR  address for `docker swarm init` on hosts with several addresses
+#   MODELS_DIR            the models directory bind-mounted into TF Serving (default models/)
+#   PUBLIC_HOST           host name printed in the URLs (default 127.0.0.1)
+#   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600)
+#   FAAS_SWARM_DOCKER_API_VERSION, OPENFAAS_*_IMAGE, REDIS_IMAGE, SERVING_IMAGE,
+#   GRAFANA_IMAGE, VISUALIZER_IMAGE: see infra/swarm/*.yml and infra/README.md
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INFRA="$ROOT/infra"
+SWARM_DIR="$INFRA/swarm"
+SECRETS_DIR="${ANOMALIAS_SECRETS_DIR:-$INFRA/.secrets}"     # overridable for tests
+STATE_FILE="${ANOMALIAS_STATE_FILE:-$INFRA/.swarm-state}"
+GATEWAY_URL="${OPENFAAS_URL:-http://127.0.0.1:8080}"
+PUBLIC_HOST="${PUBLIC_HOST:-127.0.0.1}"
+WAIT_SECONDS="${DEPLOY_WAIT_SECONDS:-600}"
+NODE_LABEL="anomalias.data"
+FUNCTIONS=(nuevo listar detectar)
+SECRETS=(basic-auth-user basic-auth-password redis-password api-token grafana-admin-password)
+MIN_FAAS_CLI="0.18.0"   # the `#sha-<commit>` template pin in stack.yml
+
+export MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
+
+say()  { printf '==> %s\n' "$*"; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    "") ;;
+    *) die "unknown argument '$1' (try --help)" ;;
+esac
+
+# --- state file: key=value lines, read without sourcing --------------------------------------
+state_get() {
+    [ -f "$STATE_FILE" ] || return 0
+    sed -n "s/^$1=//p" "$STATE_FILE" | tail -n 1
+}
+
+state_set() {
+    local tmp
+    tmp="$(mktemp "$STATE_FILE.XXXXXX")"
+    if [ -f "$STATE_FILE" ]; then
+        grep -v "^$1=" "$STATE_FILE" > "$tmp" || true
+    fi
+    printf '%s=%s\n' "$1" "$2" >> "$tmp"
+    mv "$tmp" "$STATE_FILE"
+}
+
+# --- checks ------------------------------------------------------------------------------------
+check_tools() {
+    local missing=()
+    for tool in docker faas-cli curl git sha256sum od; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        die "missing: ${missing[*]}. Install Docker Engine (<= 28 recommended, see infra/README.md) and faas-cli >= $MIN_FAAS_CLI (https://github.com/openfaas/faas-cli/releases)."
+    fi
+    docker info >/dev/null 2>&1 \
+        || die "cannot reach the Docker engine (is dockerd running, and may this user use it?)"
+
+    local cli_version
+    cli_version="$(faas-cli version --short-version 2>/dev/null | tail -n 1 | tr -d '[:space:]' || true)"
+    if [ -n "$cli_version" ] && [ "$cli_version" != "dev" ] \
+        && [ "$(printf '%s\n%s\n' "$MIN_FAAS_CLI" "$cli_version" | sort -V | head -n 1)" != "$MIN_FAAS_CLI" ] \
+        && [ ! -d "$ROOT/template/python3-http" ]; then
+        die "faas-cli $cli_version cannot pull the template pinned by commit in stack.yml (needs >= $MIN_FAAS_CLI); upgrade faas-cli, or pull it once: faas-cli template pull https://github.com/openfaas/python-flask-template"
+    fi
+
+    local engine major
+    engine="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown)"
+    major="${engine%%.*}"
+    if [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -ge 29 ] && [ -z "${FAAS_SWARM_DOCKER_API_VERSION:-}" ]; then
+        warn "Docker Engine $engine refuses API versions below 1.44; running faas-swarm with DOCKER_API_VERSION=1.44 (untested: pin Docker <= 28 if functions fail to deploy)."
+        export FAAS_SWARM_DOCKER_API_VERSION=1.44
+    fi
+}
+
+check_models() {
+    [ -f "$MODELS_DIR/models_config/models.config" ] \
+        || die "no $MODELS_DIR/models_config/models.config: TF Serving cannot start without it (make train, or set MODELS_DIR)."
+    local found=""
+    for pb in "$MODELS_DIR"/modelo/*/saved_model.pb; do
+        [ -f "$pb" ] && found="$pb" && break
+    done
+    [ -n "$found" ] \
+        || die "no SavedModel under $MODELS_DIR/modelo/<version>/: TF Serving would never be healthy (make train first)."
+}
+
+# --- swarm and node label ------------------------------------------------------------------------
+ensure_swarm() {
+    local node_state
+    node_state="$(docker info --format '{{.Swarm.LocalNodeState}}')"
+    case "$node_state" in
+        active) say "this engine is already in a swarm: using it" ;;
+        inactive)
+            say "docker swarm init"
+            local args=()
+            if [ -n "${SWARM_ADVERTISE_ADDR:-}" ]; then
+                args+=(--advertise-addr "$SWARM_ADVERTISE_ADDR")
+            fi
+            docker swarm init "${args[@]}" >/dev/null \
+                || die "docker swarm init failed (several addresses? set SWARM_ADVERTISE_ADDR)"
+            state_set swarm_initialised 1
+            ;;
+        *) die "swarm state is '$node_state': fix it (docker info) before deploying" ;;
+    esac
+    [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = "true" ] \
+        || die "this node is not a swarm manager: run infra/deploy.sh on a manager"
+
+    local nodes
+    nodes="$(docker info --format '{{.Swarm.Nodes}}')"
+    if [ "${nodes:-1}" -gt 1 ] && [ -z "${REGISTRY:-}" ]; then
+        die "the swarm has $nodes nodes: set REGISTRY so every node can pull the function images"
+    fi
+}
+
+ensure_node_label() {
+    local labelled=""
+    for node in $(docker node ls -q); do
+        if [ "$(docker node inspect --format "{{ index .Spec.Labels \"$NODE_LABEL\" }}" "$node")" = "true" ]; then
+            labelled="$node"
+            break
+        fi
+    done
+    if [ -z "$labelled" ]; then
+        local self
+        self="$(docker info --format '{{.Swarm.NodeID}}')"
+        say "labelling this node $NODE_LABEL=true (Redis, Grafana and TF Serving run there)"
+        docker node update --label-add "$NODE_LABEL=true" "$self" >/dev/null
+        state_set node_labelled "$self"
+    fi
+}
+
+# --- secrets ---------------------------------------------------------------------------------------
+random_secret() {
+    # 32 random bytes as 64 hex characters: safe in redis.conf, URLs and shell.
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+ensure_secrets() {
+    mkdir -p "$SECRETS_DIR"
+    chmod 700 "$SECRETS_DIR"
+    [ -f "$SECRETS_DIR/.gitignore" ] || printf '*\n' > "$SECRETS_DIR/.gitignore"
+    local name file
+    for name in "${SECRETS[@]}"; do
+        file="$SECRETS_DIR/$name"
+        if docker secret inspect "$name" >/dev/null 2>&1; then
+            if [ ! -s "$file" ]; then
+                case "$name" in
+                    basic-auth-password)
+                        die "secret $name exists but $file does not: write the gateway password there (0600) or remove the secret" ;;
+                    *) warn "secret $name exists (not created here) and its value is not in $file" ;;
+                esac
+            fi
+            continue
+        fi
+        if [ ! -s "$file" ]; then
+            if [ "$name" = "basic-auth-user" ]; then
+                printf 'admin' > "$file"    # Alertmanager's webhook authenticates as admin
+            else
+                (umask 077; random_secret > "$file")
+            fi
+        fi
+        chmod 600 "$file"
+        docker secret create --label anomalias.managed=true "$name" "$file" >/dev/null
+        state_set "secret.$name" created
+        say "created secret $name (value in ${file#"$ROOT"/})"
+    done
+}
+
+# --- config versions: Swarm configs are immutable, so each name carries a hash of its file --------
+config_version() {
+    sha256sum "$1" | cut -c1-12
+}
+
+export_config_versions() {
+    PROMETHEUS_CONFIG_VERSION="$(config_version "$SWARM_DIR/prometheus/prometheus.yml")"
+    PROMETHEUS_RULES_VERSION="$(config_version "$SWARM_DIR/prometheus/alert.rules.yml")"
+    ALERTMANAGER_CONFIG_VERSION="$(config_version "$SWARM_DIR/prometheus/alertmanager.yml")"
+    REDIS_CONF_VERSION="$(config_version "$SWARM_DIR/redis/redis.conf")"
+    GRAFANA_DATASOURCES_VERSION="$(config_version "$INFRA/grafana/provisioning/datasources/anomalias.yml")"
+    GRAFANA_DASHBOARD_PROVIDER_VERSION="$(config_version "$INFRA/grafana/provisioning/dashboards/anomalias.yml")"
+    GRAFANA_DASHBOARD_VERSION="$(config_version "$INFRA/grafana/dashboards/anomalias.json")"
+    export PROMETHEUS_CONFIG_VERSION PROMETHEUS_RULES_VERSION ALERTMANAGER_CONFIG_VERSION \
+        REDIS_CONF_VERSION GRAFANA_DATASOURCES_VERSION GRAFANA_DASHBOARD_PROVIDER_VERSION \
+        GRAFANA_DASHBOARD_VERSION
+}
+
+# --- waiting -----------------------------------------------------------------------------------------
+wait_stack() {
+    local stack="$1" deadline=$((SECONDS + WAIT_SECONDS)) pending
+    say "waiting for stack $stack (up to ${WAIT_SECONDS}s; images may be pulling)"
+    while :; do
+        pending="$(docker stack services "$stack" --format '{{.Name}} {{.Replicas}}' \
+            | awk '{ split($2, r, "/"); if (r[1] != r[2] || r[2] == 0) print $1 " " $2 }')"
+        [ -z "$pending" ] && return 0
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            printf '%s\n' "$pending" >&2
+            docker stack ps "$stack" --no-trunc --format '{{.Name}} {{.CurrentState}} {{.Error}}' \
+                | head -n 20 >&2 || true
+            die "stack $stack did not converge in ${WAIT_SECONDS}s (docker service logs <service> tells why)"
+        fi
+        sleep 5
+    done
+}
+
+wait_http() {
+    # Waits until URL answers with a status in [low, high]; prints the last status on failure.
+    local what="$1" url="$2" low="$3" high="$4" deadline=$((SECONDS + WAIT_SECONDS)) code
+    while :; do
+        code="$(curl -s -o /dev/null -m 10 -w '%{http_code}' "$url" 2>/dev/null || true)"
+        if [[ "$code" =~ ^[0-9]+$ ]] && [ "$code" -ge "$low" ] && [ "$code" -le "$high" ]; then
+            say "$what answers ($code)"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            die "$what did not answer in ${WAIT_SECONDS}s (last status: ${code:-none}) at $url"
+        fi
+        sleep 3
+    done
+}
+
+# --- main -------------------------------------------------------------------------------------------------
+main() {
+    check_tools
+    check_models
+    touch "$STATE_FILE"
+    ensure_swarm
+    ensure_node_label
+    ensure_secrets
+    export_config_versions
+
+    say "deploying stack func (OpenFaaS) from infra/swarm/openfaas.yml"
+    docker stack deploy --prune -c "$SWARM_DIR/openfaas.yml" func
+    wait_http "gateway /healthz" "$GATEWAY_URL/healthz" 200 299
+
+    say "deploying stack data (Redis, TF Serving, Grafana, visualizer) from infra/swarm/data.yml"
+    docker stack deploy --prune -c "$SWARM_DIR/data.yml" data
+    wait_stack func
+    wait_stack data
+
+    cd "$ROOT"
+    if [ ! -d template/python3-http ]; then
+        say "faas-cli template pull stack (python3-http, pinned in stack.yml)"
+        faas-cli template pull stack -f stack.yml
+    fi
+    say "faas-cli login ($GATEWAY_URL, user admin)"
+    faas-cli login --gateway "$GATEWAY_URL" --username admin --password-stdin \
+        < "$SECRETS_DIR/basic-auth-password"
+    if [ -n "${REGISTRY:-}" ]; then
+        say "faas-cli up (build, push to $REGISTRY, deploy)"
+        faas-cli up -f stack.yml --gateway "$GATEWAY_URL"
+    else
+        say "faas-cli up --skip-push (one-node swarm: images stay local)"
+        faas-cli up -f stack.yml --gateway "$GATEWAY_URL" --skip-push
+    fi
+
+    local fn
+    for fn in "${FUNCTIONS[@]}"; do
+        # Any answer from the function itself (2xx-4xx; 401 without a token is fine).
+        wait_http "function $fn" "$GATEWAY_URL/function/$fn" 200 499
+    done
+
+    cat <<EOF
+
+Deployed. On any swarm node (routing mesh) or here:
+  OpenFaaS gateway  http://$PUBLIC_HOST:8080   (UI /ui/, functions /function/<name>)
+  Grafana           http://$PUBLIC_HOST:3000   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
+  Visualizer        http://$PUBLIC_HOST:8081
+  Prometheus        http://$PUBLIC_HOST:9090
+Gateway user admin, password in ${SECRETS_DIR#"$ROOT"/}/basic-auth-password
+API token for the functions in ${SECRETS_DIR#"$ROOT"/}/api-token
+Remove everything with: make down   (infra/down.sh)
+EOF
+}
+
+main "$@"

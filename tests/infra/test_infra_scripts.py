@@ -1,0 +1,224 @@
+"""infra/deploy.sh and infra/down.sh: syntax, shellcheck, and their behaviour against fakes.
+
+The fakes in tests/infra/fakes/ stand in for docker, faas-cli and curl (state in a temporary
+directory; `docker stack deploy` still runs the real client's `docker stack config` when it
+is installed), so the scripts' decisions are checked offline: what they create, in which
+order, and that down leaves the host as deploy found it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.infra.stackfiles import DEPLOY_SH, DOWN_SH, docker_client, shell_array
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+SCRIPTS = [DEPLOY_SH, DOWN_SH]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
+def test_bash_syntax(script):
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "set -euo pipefail" in script.read_text()
+    assert os.access(script, os.X_OK), f"{script.name} is not executable"
+
+
+@pytest.mark.parametrize("script", SCRIPTS + sorted(FAKES.iterdir()),
+                         ids=lambda p: p.name)
+def test_shellcheck(script):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+class Host:
+    """A fake host: PATH with the fakes first, state, secrets and models in tmp_path."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.state = tmp_path / "fake-docker"
+        self.state.mkdir()
+        self.secrets = tmp_path / "secrets"
+        self.state_file = tmp_path / "swarm-state"
+        models = tmp_path / "models"
+        (models / "models_config").mkdir(parents=True)
+        (models / "models_config" / "models.config").write_text(
+            "model_config_list { config { name: 'modelo' base_path: '/models/modelo' } }\n")
+        (models / "modelo" / "1").mkdir(parents=True)
+        (models / "modelo" / "1" / "saved_model.pb").write_bytes(b"\x08\x01")
+        self.env = {
+            "PATH": f"{FAKES}:{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "FAKE_STATE": str(self.state),
+            "REAL_DOCKER": docker_client() or "",
+            "ANOMALIAS_SECRETS_DIR": str(self.secrets),
+            "ANOMALIAS_STATE_FILE": str(self.state_file),
+            "MODELS_DIR": str(models),
+            "DEPLOY_WAIT_SECONDS": "5",
+            "DOWN_WAIT_SECONDS": "5",
+        }
+
+    def run(self, script: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script), *args], capture_output=True, text=True,
+                              env={**self.env, **env}, timeout=120)
+
+    def calls(self) -> list[str]:
+        path = self.state / "calls"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def swarm(self) -> str:
+        path = self.state / "swarm"
+        return path.read_text().strip() if path.exists() else "inactive"
+
+    def docker_secrets(self) -> set[str]:
+        return {p.name for p in (self.state / "secrets").iterdir()}
+
+
+@pytest.fixture
+def host(tmp_path):
+    if docker_client() is None:
+        pytest.skip("the docker client is not installed: the fake validates stacks with it")
+    return Host(tmp_path)
+
+
+def _index(calls: list[str], pattern: str) -> int:
+    for i, call in enumerate(calls):
+        if re.search(pattern, call):
+            return i
+    raise AssertionError(f"no call matches {pattern!r} in:\n" + "\n".join(calls))
+
+
+def test_deploy_on_a_fresh_host_then_down_restores_it(host):
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = host.calls()
+
+    assert host.swarm() == "active"
+    assert (host.state / "labels" / "anomalias.data").read_text().strip() == "true"
+    names = shell_array(DEPLOY_SH, "SECRETS")
+    assert host.docker_secrets() == set(names)
+    for name in names:
+        path = host.secrets / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    assert (host.secrets / "basic-auth-user").read_text() == "admin"
+    password = (host.secrets / "basic-auth-password").read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", password)
+    assert len({(host.secrets / n).read_text() for n in names if n != "basic-auth-user"}) == 4
+    assert (host.state / "login-password").read_text() == password
+
+    func = _index(calls, r"^docker stack deploy .*openfaas\.yml func$")
+    data = _index(calls, r"^docker stack deploy .*data\.yml data$")
+    up = _index(calls, r"^faas-cli up -f stack\.yml .*--skip-push")
+    assert func < data < up
+    assert _index(calls, r"^docker swarm init") < func
+    for fn in ("nuevo", "listar", "detectar"):
+        assert _index(calls, rf"^curl .*/function/{fn}$") > up
+    for url in ("8080", "3000", "8081", "9090"):
+        assert f"http://127.0.0.1:{url}" in result.stdout
+    assert "basic-auth-password" in result.stdout
+    # Config names carry a hash of their file, so edited files become new configs.
+    deployed = (host.state / "stacks" / "data").read_text()
+    assert re.search(r"name: anomalias_redis_conf_[0-9a-f]{12}", deployed)
+
+    result = host.run(DOWN_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = host.calls()
+    remove = _index(calls, r"^faas-cli remove -f stack\.yml")
+    assert remove < _index(calls, r"^docker stack rm data") < _index(calls, r"^docker stack rm func")
+    assert host.docker_secrets() == set()
+    assert _index(calls, r"^docker swarm leave --force")
+    assert host.swarm() == "inactive"
+    assert not host.state_file.exists()
+    assert (host.secrets / "basic-auth-password").exists(), "kept without --purge"
+
+
+def test_an_existing_swarm_and_secret_are_left_alone(host):
+    (host.state / "swarm").write_text("active\n")
+    (host.state / "labels").mkdir()
+    (host.state / "labels" / "anomalias.data").write_text("true\n")
+    (host.state / "secrets").mkdir()
+    (host.state / "secrets" / "redis-password").write_text("theirs")
+    host.secrets.mkdir()
+    (host.secrets / "redis-password").write_text("theirs")
+
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any(c.startswith("docker swarm init") for c in host.calls())
+    assert not any("--label-add" in c for c in host.calls())
+
+    result = host.run(DOWN_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = host.calls()
+    assert not any(c.startswith("docker swarm leave") for c in calls)
+    assert host.swarm() == "active"
+    assert host.docker_secrets() == {"redis-password"}, "only the secrets deploy created go"
+    assert (host.state / "labels" / "anomalias.data").exists()
+
+
+def test_down_removes_the_label_it_added_and_purge_removes_the_secret_files(host):
+    (host.state / "swarm").write_text("active\n")
+    assert host.run(DEPLOY_SH).returncode == 0
+    assert (host.state / "labels" / "anomalias.data").exists()
+    result = host.run(DOWN_SH, "--purge")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (host.state / "labels" / "anomalias.data").exists()
+    assert not host.secrets.exists()
+    assert host.swarm() == "active"
+
+
+def test_a_registry_pushes_and_a_multi_node_swarm_needs_one(host):
+    (host.state / "swarm").write_text("active\n")
+    result = host.run(DEPLOY_SH, FAKE_NODES="3")
+    assert result.returncode != 0
+    assert "REGISTRY" in result.stderr
+    assert not any("stack deploy" in c for c in host.calls())
+
+    result = host.run(DEPLOY_SH, FAKE_NODES="3", REGISTRY="registry.example.com/anomalias")
+    assert result.returncode == 0, result.stdout + result.stderr
+    up = [c for c in host.calls() if c.startswith("faas-cli up")]
+    assert up and "--skip-push" not in up[-1]
+
+
+def test_docker_29_gets_the_newer_api_version_for_faas_swarm(host):
+    result = host.run(DEPLOY_SH, FAKE_ENGINE_VERSION="29.0.1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1.44" in result.stderr
+    assert re.search(r'DOCKER_API_VERSION: "?1\.44', (host.state / "stacks" / "func").read_text())
+
+
+def test_deploy_refuses_to_start_without_a_model(host):
+    shutil.rmtree(Path(host.env["MODELS_DIR"]) / "modelo")
+    result = host.run(DEPLOY_SH)
+    assert result.returncode != 0
+    assert "SavedModel" in result.stderr
+    assert host.calls() == [] or not any("swarm init" in c for c in host.calls())
+
+
+def test_deploy_names_the_missing_tools(tmp_path):
+    # Only basic tools and the fake docker/curl on PATH: never a real engine, no faas-cli, no git.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "sed", "tail", "head", "cat", "grep", "od", "tr", "sha256sum"):
+        real = shutil.which(tool)
+        if real:
+            (bin_dir / tool).symlink_to(real)
+    for fake in ("docker", "curl"):
+        (bin_dir / fake).symlink_to(FAKES / fake)
+    (tmp_path / "state").mkdir()
+    result = subprocess.run([shutil.which("bash"), str(DEPLOY_SH)], capture_output=True,
+                            text=True, env={"PATH": str(bin_dir), "HOME": str(tmp_path),
+                                            "FAKE_STATE": str(tmp_path / "state")})
+    assert result.returncode != 0
+    assert "missing:" in result.stderr
+    assert "faas-cli" in result.stderr and "git" in result.stderr
+    calls = (tmp_path / "state" / "calls")
+    assert not calls.exists() or not calls.read_text().strip(), "nothing may run before the check"

@@ -1,0 +1,211 @@
+"""The Docker Swarm stack files under infra/swarm/: valid, pinned, consistent with deploy.sh."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+import yaml
+
+from tests.infra.stackfiles import (
+    DEPLOY_SH, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
+    interpolate, load_yaml, shell_array, swarm_stack_files,
+)
+
+STACKS = swarm_stack_files()
+STACK_IDS = [p.name for p in STACKS]
+# Images whose publisher releases no numbered tags: their own release tag is accepted.
+UNNUMBERED_RELEASE_TAGS = {"dockersamples/visualizer": "stable"}
+
+
+def test_the_stack_files_exist():
+    names = {p.name for p in STACKS}
+    assert "openfaas.yml" in names
+    assert "data.yml" in names or {"redis.yml", "serving.yml", "grafana.yml"} <= names
+
+
+@pytest.mark.parametrize("path", STACKS, ids=STACK_IDS)
+def test_docker_stack_config_accepts_the_file(path):
+    if docker_client() is None:
+        pytest.skip("the docker client is not installed: `docker stack config` cannot run")
+    result = docker_stack_config(path)
+    assert result.returncode == 0, f"docker stack config -c {path.name}:\n{result.stderr}"
+    assert yaml.safe_load(result.stdout)["services"]
+
+
+@pytest.mark.parametrize("path", STACKS, ids=STACK_IDS)
+def test_every_image_is_pinned_to_a_version(path):
+    for name, service in load_yaml(path)["services"].items():
+        image = service["image"]
+        tag = image_tag(image)
+        assert tag, f"{path.name}: service {name} image {image} has no tag"
+        assert tag != "latest", f"{path.name}: service {name} uses :latest"
+        repo = image.split("@")[0]
+        if ":" in repo.rsplit("/", 1)[-1]:
+            repo = repo.rsplit(":", 1)[0]
+        if UNNUMBERED_RELEASE_TAGS.get(repo) == tag:
+            continue
+        assert any(ch.isdigit() for ch in tag), f"{path.name}: {image} is not pinned to a version"
+
+
+def test_no_two_services_publish_one_port():
+    published = Counter()
+    owners = {}
+    for path in STACKS:
+        for name, service in load_yaml(path)["services"].items():
+            for port in service.get("ports", []):
+                number = int(str(port["published"] if isinstance(port, dict)
+                                 else str(port).split(":")[-2]))
+                published[number] += 1
+                owners.setdefault(number, []).append(f"{path.name}:{name}")
+    clashes = {port: owners[port] for port, count in published.items() if count > 1}
+    assert not clashes, f"ports published twice: {clashes}"
+    assert published[8080] == 1, "8080 is the gateway's"
+    assert {8080, 3000, 8081, 9090} <= set(published)
+
+
+@pytest.mark.parametrize("path", STACKS, ids=STACK_IDS)
+def test_every_secret_and_config_is_defined_and_exists(path):
+    stack = load_yaml(path)
+    raw = yaml.safe_load(path.read_text())  # names before interpolation
+    created_by_deploy = set(shell_array(DEPLOY_SH, "SECRETS"))
+    for kind in ("secrets", "configs"):
+        defined = stack.get(kind) or {}
+        for name, service in stack["services"].items():
+            for ref in service.get(kind, []):
+                source = ref["source"] if isinstance(ref, dict) else ref
+                assert source in defined, f"{path.name}: {name} uses undefined {kind[:-1]} {source}"
+        for key, spec in defined.items():
+            if spec.get("external"):
+                assert kind == "secrets", f"{path.name}: external config {key}: nothing creates it"
+                assert spec.get("name", key) in created_by_deploy, \
+                    f"{path.name}: external secret {key} is not created by infra/deploy.sh"
+            else:
+                assert (path.parent / spec["file"]).is_file(), f"{path.name}: {spec['file']} missing"
+            if kind == "configs":
+                # Configs are immutable: a versioned name lets an edited file be deployed.
+                assert "_VERSION" in raw[kind][key].get("name", ""), \
+                    f"{path.name}: config {key} has no versioned name"
+
+
+def test_openfaas_is_pinned_to_the_last_swarm_versions():
+    services = load_yaml(SWARM_DIR / "openfaas.yml")["services"]
+    images = {name: s["image"] for name, s in services.items()}
+    assert images["gateway"] == "openfaas/gateway:0.18.18"
+    assert images["basic-auth-plugin"] == "openfaas/basic-auth-plugin:0.18.18"
+    assert images["faas-swarm"] in ("openfaas/faas-swarm:0.9.0", "openfaas/faas-swarm:0.9.1")
+    assert images["nats"] == "nats-streaming:0.17.0"
+    assert images["queue-worker"] == "openfaas/queue-worker:0.11.2"
+    assert images["prometheus"] == "prom/prometheus:v2.11.0"
+    assert images["alertmanager"] == "prom/alertmanager:v0.18.0"
+
+
+def test_openfaas_has_basic_auth_on_and_the_functions_network():
+    stack = load_yaml(SWARM_DIR / "openfaas.yml")
+    gateway = stack["services"]["gateway"]["environment"]
+    assert gateway["basic_auth"] == "true"
+    assert gateway["auth_proxy_url"] == "http://basic-auth-plugin:8080/validate"
+    assert stack["services"]["faas-swarm"]["environment"]["basic_auth"] == "true"
+    assert stack["secrets"]["basic-auth-user"]["external"] is True
+    assert stack["secrets"]["basic-auth-password"]["external"] is True
+    network = stack["networks"]["functions"]
+    assert network["driver"] == "overlay" and network["attachable"] is True
+    assert network["labels"] == {"openfaas": "true"}
+    for name in ("gateway", "faas-swarm", "prometheus", "alertmanager"):
+        assert "functions" in stack["services"][name]["networks"]
+
+
+def test_alertmanager_scales_through_the_gateway():
+    rules = yaml.safe_load((SWARM_DIR / "prometheus" / "alert.rules.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    rate = alerts["APIHighInvocationRate"]
+    assert "gateway_function_invocation_total" in rate["expr"]
+    assert rate["labels"]["service"] == "gateway"
+    config = yaml.safe_load((SWARM_DIR / "prometheus" / "alertmanager.yml").read_text())
+    hooks = [h for r in config["receivers"] for h in r.get("webhook_configs", [])]
+    assert hooks and hooks[0]["url"] == "http://gateway:8080/system/alert"
+    assert hooks[0]["http_config"]["basic_auth"]["password_file"] == "/run/secrets/basic-auth-password"
+    prometheus = yaml.safe_load((SWARM_DIR / "prometheus" / "prometheus.yml").read_text())
+    assert any(t == "alertmanager:9093" for a in prometheus["alerting"]["alertmanagers"]
+               for c in a["static_configs"] for t in c["targets"])
+
+
+def _data_services() -> dict:
+    services = {}
+    for path in STACKS:
+        if path.name != "openfaas.yml":
+            services.update(load_yaml(path)["services"])
+    return services
+
+
+def test_data_services_join_the_functions_network_by_name():
+    for path in STACKS:
+        if path.name == "openfaas.yml":
+            continue
+        networks = load_yaml(path).get("networks") or {}
+        for key, spec in networks.items():
+            if spec.get("external"):
+                assert spec["name"] == "func_functions", f"{path.name}: {key}"
+    services = _data_services()
+    for name in ("redis", "serving", "grafana"):
+        assert name in services, f"no {name} service"
+        assert services[name]["networks"], f"{name} is on no network"
+    assert "ports" not in services["redis"], "Redis must not be published outside the overlay"
+    assert "ports" not in services["serving"], "TF Serving must not be published"
+
+
+def test_redis_is_durable_authenticated_and_pinned():
+    redis = _data_services()["redis"]
+    conf = (SWARM_DIR / "redis" / "redis.conf").read_text().splitlines()
+    assert "appendonly yes" in conf and "appendfsync always" in conf
+    assert "maxmemory-policy noeviction" in conf
+    assert any(v.split(":")[1] == "/data" for v in redis["volumes"] if isinstance(v, str))
+    script = " ".join(redis["entrypoint"])
+    assert "/run/secrets/redis-password" in script and "requirepass" in script
+    health = " ".join(redis["healthcheck"]["test"])
+    assert "redis-cli -e" in health and "REDISCLI_AUTH" in health
+    assert redis["deploy"]["replicas"] == 1
+    assert any(c.startswith("node.") for c in redis["deploy"]["placement"]["constraints"])
+    assert "redis-password" in redis["secrets"]
+
+
+def test_tf_serving_loads_the_repo_models_and_checks_availability():
+    serving = _data_services()["serving"]
+    assert "--model_config_file=/models/models_config/models.config" in serving["command"]
+    assert "--model_config_file_poll_wait_seconds=60" in serving["command"]
+    mounts = serving["volumes"]
+    assert any(m.get("target") == "/models" for m in mounts if isinstance(m, dict))
+    health = " ".join(serving["healthcheck"]["test"])
+    assert "/dev/tcp/127.0.0.1/8501" in health and "AVAILABLE" in health
+    assert "curl" not in health  # the image has none
+
+
+def test_grafana_gets_the_plugin_password_and_provisioning():
+    grafana = _data_services()["grafana"]
+    env = grafana["environment"]
+    assert "redis-datasource" in (env.get("GF_INSTALL_PLUGINS", "")
+                                  + env.get("GF_PLUGINS_PREINSTALL_SYNC", ""))
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/run/secrets/")
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env  # both forms abort Grafana's start
+    targets = {c["target"] for c in grafana["configs"]}
+    assert any(t.startswith("/etc/grafana/provisioning/datasources/") for t in targets)
+    assert any(t.startswith("/etc/grafana/provisioning/dashboards/") for t in targets)
+    assert "redis-password" in grafana["secrets"]
+    major = int(grafana["image"].rsplit(":", 1)[1].split(".")[0])
+    assert major == 9, "redis-datasource 2.2.0 is reported working on Grafana 9 only"
+
+
+def test_visualizer_stays_on_a_manager_off_8080():
+    visualizer = _data_services()["visualizer"]
+    assert "node.role == manager" in visualizer["deploy"]["placement"]["constraints"]
+    assert all(p != "8080:8080" for p in visualizer["ports"])
+
+
+def test_interpolation_defaults_match_the_documented_variables():
+    # Every ${VAR} in a stack file has a default, so `docker stack deploy` works bare.
+    for path in STACKS:
+        for match in re.finditer(r"\$\{([A-Za-z_]+)(:?-)?", path.read_text()):
+            assert match.group(2), f"{path.name}: ${{{match.group(1)}}} has no default"
+    assert interpolate("${X:-a}/${Y}/$$", {"Y": "b"}) == "a/b/$"
+    assert REPO_ROOT.joinpath("infra", "swarm").is_dir()
