@@ -20,8 +20,10 @@ def stored_values(redis_client, key="mediciones"):
 
 def test_gateway_routes(api):
     assert api.http.get(f"{api.base}/healthz").status_code == 200
-    listed = api.http.get(f"{api.base}/system/functions").json()
-    assert sorted(f["name"] for f in listed) == ["detectar", "listar", "nuevo"]
+    listed = {f["name"]: f for f in api.http.get(f"{api.base}/system/functions").json()}
+    assert sorted(listed) == ["detectar", "listar", "nuevo"]
+    assert listed["nuevo"]["image"] == "anomalias/nuevo:0.1.0"  # stack.yml, envsubst applied
+    assert listed["detectar"]["labels"]["com.openfaas.scale.min"] == "5"
     assert api.http.get(f"{api.base}/function/nada").status_code == 404
 
 

@@ -7,6 +7,8 @@ files, same labels and annotations.
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +18,12 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_FILE = REPO_ROOT / "stack.yml"
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand(text: str) -> str:
+    """`${VAR}` and `${VAR:-default}` from the environment, as faas-cli's envsubst does."""
+    return VARIABLE.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", text)
 
 
 @dataclass
@@ -49,7 +57,7 @@ def load_functions(stack_file: Path = STACK_FILE) -> dict[str, Function]:
     functions = {}
     for name, spec in stack["functions"].items():
         functions[name] = Function(
-            name=name, image=str(spec.get("image", name)),
+            name=name, image=expand(str(spec.get("image", name))),
             handler_dir=(stack_file.parent / spec["handler"]).resolve(),
             labels={k: str(v) for k, v in (spec.get("labels") or {}).items()},
             annotations={k: str(v) for k, v in (spec.get("annotations") or {}).items()},
