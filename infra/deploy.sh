@@ -23,24 +23,15 @@
 #   GRAFANA_IMAGE, VISUALIZER_IMAGE: see infra/swarm/*.yml and infra/README.md
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-INFRA="$ROOT/infra"
+# shellcheck source=infra/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SWARM_DIR="$INFRA/swarm"
-SECRETS_DIR="${ANOMALIAS_SECRETS_DIR:-$INFRA/.secrets}"     # overridable for tests
-STATE_FILE="${ANOMALIAS_STATE_FILE:-$INFRA/.swarm-state}"
-GATEWAY_URL="${OPENFAAS_URL:-http://127.0.0.1:8080}"
 PUBLIC_HOST="${PUBLIC_HOST:-127.0.0.1}"
 WAIT_SECONDS="${DEPLOY_WAIT_SECONDS:-600}"
-NODE_LABEL="anomalias.data"
-FUNCTIONS=(nuevo listar detectar)
-SECRETS=(basic-auth-user basic-auth-password redis-password api-token grafana-admin-password)
 MIN_FAAS_CLI="0.18.0"   # the `#sha-<commit>` template pin in stack.yml
 
 export MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
 
-say()  { printf '==> %s\n' "$*"; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -53,10 +44,6 @@ case "${1:-}" in
 esac
 
 # --- state file: key=value lines, read without sourcing --------------------------------------
-state_get() {
-    [ -f "$STATE_FILE" ] || return 0
-    sed -n "s/^$1=//p" "$STATE_FILE" | tail -n 1
-}
 
 state_set() {
     local tmp

@@ -15,23 +15,14 @@
 #   infra/down.sh [--purge]
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-INFRA="$ROOT/infra"
-SECRETS_DIR="${ANOMALIAS_SECRETS_DIR:-$INFRA/.secrets}"     # overridable for tests
-STATE_FILE="${ANOMALIAS_STATE_FILE:-$INFRA/.swarm-state}"
-GATEWAY_URL="${OPENFAAS_URL:-http://127.0.0.1:8080}"
+# shellcheck source=infra/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WAIT_SECONDS="${DOWN_WAIT_SECONDS:-180}"
-NODE_LABEL="anomalias.data"
-FUNCTIONS=(nuevo listar detectar)
-SECRETS=(basic-auth-user basic-auth-password redis-password api-token grafana-admin-password)
 STACKS=(data func)
 VOLUMES=(data_redis-data data_grafana-data)
 PURGE=0
 LEFTOVER=0
 
-say()  { printf '==> %s\n' "$*"; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 for arg in "$@"; do
     case "$arg" in
@@ -41,10 +32,6 @@ for arg in "$@"; do
     esac
 done
 
-state_get() {
-    [ -f "$STATE_FILE" ] || return 0
-    sed -n "s/^$1=//p" "$STATE_FILE" | tail -n 1
-}
 
 # Retries a command until it succeeds or the time is up (for removals that race with
 # containers still stopping).

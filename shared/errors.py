@@ -25,10 +25,6 @@ class Unauthorized(ApiError):
     status = 401
 
 
-class NotFound(ApiError):
-    status = 404
-
-
 class MethodNotAllowed(ApiError):
     status = 405
 

@@ -23,6 +23,7 @@ GRAFANA_DIR = INFRA / "grafana"
 STACK_YML = REPO_ROOT / "stack.yml"
 DEPLOY_SH = INFRA / "deploy.sh"
 DOWN_SH = INFRA / "down.sh"
+COMMON_SH = INFRA / "common.sh"  # names both scripts share
 FUNCTIONS = ("nuevo", "listar", "detectar")
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")

@@ -6,7 +6,7 @@ import ast
 import re
 
 from tests.infra.stackfiles import (
-    DEPLOY_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
+    COMMON_SH, DEPLOY_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
     shell_array,
 )
 
@@ -83,7 +83,7 @@ def test_settings_are_the_runtime_names():
 
 
 def test_secrets_are_mounted_and_created_by_deploy():
-    created = set(shell_array(DEPLOY_SH, "SECRETS"))
+    created = set(shell_array(COMMON_SH, "SECRETS"))
     for name, fn in STACK["functions"].items():
         assert set(fn["secrets"]) == {"redis-password", "api-token"}
         assert set(fn["secrets"]) <= created

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.stackfiles import DEPLOY_SH, DOWN_SH, docker_client, shell_array
+from tests.infra.stackfiles import COMMON_SH, DEPLOY_SH, DOWN_SH, REPO_ROOT, docker_client, shell_array
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 SCRIPTS = [DEPLOY_SH, DOWN_SH]
@@ -36,7 +36,8 @@ def test_bash_syntax(script):
 def test_shellcheck(script):
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
-    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    result = subprocess.run(["shellcheck", "-x", str(script)], capture_output=True, text=True,
+                            cwd=REPO_ROOT)  # -x follows `source infra/common.sh`
     assert result.returncode == 0, result.stdout
 
 
@@ -104,7 +105,7 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
 
     assert host.swarm() == "active"
     assert (host.state / "labels" / "anomalias.data").read_text().strip() == "true"
-    names = shell_array(DEPLOY_SH, "SECRETS")
+    names = shell_array(COMMON_SH, "SECRETS")
     assert host.docker_secrets() == set(names)
     for name in names:
         path = host.secrets / name

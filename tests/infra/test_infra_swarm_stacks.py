@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.infra.stackfiles import (
-    DEPLOY_SH, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
+    COMMON_SH, DEPLOY_SH, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
     interpolate, load_yaml, shell_array, swarm_stack_files,
 )
 
@@ -69,7 +69,7 @@ def test_no_two_services_publish_one_port():
 def test_every_secret_and_config_is_defined_and_exists(path):
     stack = load_yaml(path)
     raw = yaml.safe_load(path.read_text())  # names before interpolation
-    created_by_deploy = set(shell_array(DEPLOY_SH, "SECRETS"))
+    created_by_deploy = set(shell_array(COMMON_SH, "SECRETS"))
     for kind in ("secrets", "configs"):
         defined = stack.get(kind) or {}
         for name, service in stack["services"].items():
