@@ -7,6 +7,7 @@ replaced system's autoencoder and our own model.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from . import rules, scaling
 from .errors import Unavailable
 from .serving import Predictor, ServingError, ServingUnavailable
 from .serving.description import ModelDescription
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Detector:
         try:
             return self.predictor.predict(instances), self.predictor.name
         except (ServingUnavailable, ServingError) as exc:
+            if isinstance(exc, ServingError):  # a refusal means a mismatch an operator must fix
+                log.warning("model server refused a prediction: %s", exc)
             if self.fallback is None:
                 raise Unavailable(f"model server unavailable: {exc}") from exc
             return self.fallback.predict(instances), f"{self.fallback.name} (fallback)"

@@ -5,8 +5,8 @@ Dense on the last axis, so it also covers TimeDistributed(Dense)). Speed matters
 per reading), so weights are rearranged once at load:
 - the input projection of every timestep is one matmul before the recurrent loop, and a
   RepeatVector'ed input is projected once, not once per step;
-- gate columns are pre-scaled so each gate activation is one cheap in-place pass
-  (sigmoid(z) = 0.5 * tanh(z / 2) + 0.5; hard_sigmoid(z) = clip(z / 6 + 0.5, 0, 1));
+- gate columns are pre-scaled so gate activations run in place on one slice, without exp
+  or temporaries (sigmoid(z) = 0.5 * tanh(z / 2) + 0.5; hard_sigmoid(z) = clip(z / 6 + 0.5, 0, 1));
 - LSTM gate columns are reordered to i, f, o, c so the three gates are one slice;
 - buffers are allocated once per call and reused across timesteps (no shared state,
   so one model serves concurrent requests).
@@ -173,6 +173,7 @@ class _GRU:
     def __call__(self, x: Value) -> np.ndarray:
         steps, count, batch = _projections(x, self.kernel, self.bias)
         units, recurrent, activation, finish_gates = self.units, self.recurrent, self.activation, self.finish_gates
+        candidate_bias = self.candidate_recurrent_bias
         m = np.empty((batch, 3 * units), _FLOAT)
         gates, candidate = m[:, :2 * units], m[:, 2 * units:]
         update_gate, reset_gate = m[:, :units], m[:, units:2 * units]
@@ -186,7 +187,7 @@ class _GRU:
                 m.fill(0.0)
             np.add(gates, projection[:, :2 * units], out=gates)
             finish_gates(gates)
-            np.add(candidate, self.candidate_recurrent_bias, out=candidate)
+            np.add(candidate, candidate_bias, out=candidate)
             np.multiply(candidate, reset_gate, out=candidate)
             np.add(candidate, projection[:, 2 * units:], out=candidate)
             activation(candidate, candidate)
