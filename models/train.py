@@ -14,7 +14,8 @@ What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
    their checkpoint keys, verified by reading the checkpoint back) and writes
    models/models_config/models.config for TF Serving.
 
-The decision rule is `residual_z` (shared/rules.py); its parameters are set a priori (see
+The decision rule is `anomaly_likelihood` (shared/rules.py): the anomaly likelihood of Ahmad
+et al. 2017 over the model's standardised residuals; its parameters are set a priori (see
 DECISION and CALIBRATION below) and its statistics are learned online per sensor.
 """
 
@@ -52,28 +53,34 @@ LEARNING_RATE = 3e-3
 SCALING = {"kind": "window_standardize", "std_floor": 1e-3, "std_floor_rel": 1e-3}
 
 TAIL_PROBABILITY = 1e-5
+MEMORY = 8640               # 30 days of 5-minute readings: Numenta's historic window
+SHORT_WINDOW = 10           # Numenta's averaging window of the anomaly likelihood
 DECISION = {
-    "rule": "residual_z",
-    "threshold": rules.critical_z(TAIL_PROBABILITY),
+    "rule": "anomaly_likelihood",
+    "threshold": rules.critical_z_one_sided(TAIL_PROBABILITY),
     "tail_probability": TAIL_PROBABILITY,
-    "memory": 8640,
+    "memory": MEMORY,
+    "short_window": SHORT_WINDOW,
     "min_count": TRAIN_ROWS - WINDOW,
     "holdoff": 288,
 }
 CALIBRATION = (
-    "Per sensor, online and causal: the residual e = reading - prediction (degrees) is "
-    "standardised as z = (e - err_mean) / sqrt(err_var) with the running mean/variance of that "
-    "sensor's previous residuals (weight max(1/count, 1/memory): exact running statistics over "
-    "the first `memory` residuals, then an exponential forgetting of memory = 8640 readings = "
-    "30 days of 5-minute readings, the historical window of Numenta's anomaly likelihood). "
-    "Anomaly when |z| > threshold = the two-sided N(0,1) quantile of tail_probability = 1e-5 "
-    "(the likelihood threshold of Ahmad et al. 2017, Neurocomputing, 'Unsupervised real-time "
-    "anomaly detection for streaming data'); alarms are allowed once the statistics hold "
-    "min_count = 740 residuals (the NAB probationary rows minus one window) and are suppressed "
-    "for holdoff = 288 readings (one day) after an alarm. Nothing is fitted on labels or on "
-    "readings not yet seen."
+    "Per sensor, online and causal; nothing is fitted on labels or on readings not yet seen. "
+    "(1) Surprise: the residual e = reading - prediction (degrees) is standardised as "
+    "z = (e - err_mean) / sqrt(err_var) with the running mean/variance of that sensor's "
+    "previous residuals (weight max(1/count, 1/memory): exact running statistics over the "
+    "first `memory` residuals, then an exponential forgetting of memory = 8640 readings = 30 "
+    "days of 5-minute readings, Numenta's historic window); the raw anomaly score is |z|. "
+    "(2) Anomaly likelihood (Ahmad et al. 2017, Neurocomputing 262, 'Unsupervised real-time "
+    "anomaly detection for streaming data'; Numenta's reference implementation): the mean of "
+    "the last short_window = 10 raw scores is standardised by the running mean/variance of "
+    "the sensor's previous such means (same weighting and memory), zl. Anomaly when the "
+    "likelihood 1 - Q(zl) >= 1 - tail_probability, tail_probability = 1e-5 (the paper's "
+    "threshold), i.e. zl > threshold = the one-sided N(0,1) quantile of 1e-5 = 4.265. Alarms "
+    "are allowed once the statistics hold min_count = 740 values (the NAB probationary rows "
+    "minus one window) and are suppressed for holdoff = 288 readings (one day) after an "
+    "alarm. Every value is fixed a priori from the paper or the sampling rate."
 )
-
 
 def configure_determinism(seed: int) -> None:
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")

@@ -28,6 +28,27 @@ Rules
     `threshold_override` replaces the critical z (in standard deviations, not degrees).
     State keys (all floats): count (residuals absorbed), err_mean, err_var, holdoff (readings
     of hold-off left).
+
+`anomaly_likelihood` (ours, the default since round 2): the anomaly likelihood of Ahmad et al.
+    2017 (Neurocomputing 262, "Unsupervised real-time anomaly detection for streaming data")
+    over our model's surprise. Per reading:
+      1. raw score s = |z|, z the residual standardised exactly as in `residual_z` (running
+         residual mean/variance of the sensor's previous residuals, then e is absorbed);
+      2. short-term mean m = the mean of the last `short_window` raw scores (this one included;
+         fewer while the sensor has fewer);
+      3. likelihood statistic zl = (m - avg_mean) / sqrt(avg_var), with the running mean and
+         variance of the sensor's *previous* short-term means (Numenta's reference code fits
+         its normal to the averaged scores), weight max(1/count, 1/memory) as above; then they
+         absorb m.
+    Anomaly when avg_count >= min_count, no hold-off is running and zl > threshold, the
+    one-sided N(0,1) quantile of `tail_probability` (likelihood 1 - Q(zl) >= 1 - tail).
+    It flags a sustained change in how predictable the sensor is rather than one surprise.
+    Parameters: threshold (or tail_probability), memory, short_window, min_count, holdoff.
+    error = zl and threshold = the critical value, in standard deviations of the averaged
+    score; `threshold_override` replaces the critical value.
+    State keys (all floats): count, err_mean, err_var (the residual statistics), avg_count,
+    avg_mean, avg_var (those of the short-term means), held (scores in the short window),
+    score_0 .. score_{short_window-1} (the last raw scores, newest first), holdoff.
 """
 
 from __future__ import annotations
@@ -58,6 +79,13 @@ def critical_z(tail_probability: float) -> float:
     return NormalDist().inv_cdf(1.0 - tail_probability / 2.0)
 
 
+def critical_z_one_sided(tail_probability: float) -> float:
+    """The one-sided N(0,1) critical value: P(Z > z) = tail_probability."""
+    if not 0.0 < tail_probability < 1.0:
+        raise ValueError(f"tail_probability must be in (0, 1), got {tail_probability!r}")
+    return NormalDist().inv_cdf(1.0 - tail_probability)
+
+
 def decide(decision: Mapping[str, Any], value: float, predicted: float, window: np.ndarray,
            state: Mapping[str, float], threshold_override: float | None = None) -> Decision:
     """Apply the description's rule to one reading; see the module docstring."""
@@ -79,37 +107,101 @@ def abs_error(decision: Mapping[str, Any], value: float, predicted: float, windo
     return Decision(error > threshold, error, threshold, dict(state))
 
 
-def residual_z(decision: Mapping[str, Any], value: float, predicted: float, window: np.ndarray,
-               state: Mapping[str, float], threshold_override: float | None) -> Decision:
+def _threshold(decision: Mapping[str, Any], threshold_override: float | None,
+               critical: Callable[[float], float]) -> float:
     if threshold_override is not None:
-        threshold = float(threshold_override)
-    elif "threshold" in decision:
-        threshold = float(decision["threshold"])
-    else:
-        threshold = critical_z(float(decision["tail_probability"]))
+        return float(threshold_override)
+    if "threshold" in decision:
+        return float(decision["threshold"])
+    return critical(float(decision["tail_probability"]))
+
+
+def _common(decision: Mapping[str, Any], rule: str) -> tuple[float, float, float]:
     memory = float(decision["memory"])
     min_count = float(decision["min_count"])
     holdoff_length = float(decision["holdoff"])
     if memory < 1 or min_count < 0 or holdoff_length < 0:
-        raise ValueError("residual_z needs memory >= 1, min_count >= 0 and holdoff >= 0")
+        raise ValueError(f"{rule} needs memory >= 1, min_count >= 0 and holdoff >= 0")
+    return memory, min_count, holdoff_length
+
+
+def _running(count: float, mean: float, var: float, x: float,
+             memory: float) -> tuple[float, float, float]:
+    """Absorb x into running statistics holding `count` values: the exact mean/variance
+    until `memory` values, then an exponential forgetting of weight 1/memory."""
+    count += 1.0
+    weight = max(1.0 / count, 1.0 / memory)
+    delta = x - mean
+    mean += weight * delta
+    var = (1.0 - weight) * (var + weight * delta * delta)
+    return count, mean, var
+
+
+def _standardise(x: float, mean: float, var: float) -> float:
+    return (x - mean) / math.sqrt(var) if var > 0.0 else 0.0
+
+
+def residual_z(decision: Mapping[str, Any], value: float, predicted: float, window: np.ndarray,
+               state: Mapping[str, float], threshold_override: float | None) -> Decision:
+    threshold = _threshold(decision, threshold_override, critical_z)
+    memory, min_count, holdoff_length = _common(decision, "residual_z")
 
     seen = _float(state, "count", 0.0)
-    count = seen + 1.0
     mean = _float(state, "err_mean", 0.0)
     var = _float(state, "err_var", 0.0)
     holdoff = _float(state, "holdoff", 0.0)
 
     residual = value - predicted
-    z = (residual - mean) / math.sqrt(var) if var > 0.0 else 0.0
+    z = _standardise(residual, mean, var)
     anomaly = seen >= min_count and holdoff <= 0.0 and abs(z) > threshold
 
-    weight = max(1.0 / count, 1.0 / memory)
-    delta = residual - mean
-    mean += weight * delta
-    var = (1.0 - weight) * (var + weight * delta * delta)
+    count, mean, var = _running(seen, mean, var, residual, memory)
     holdoff = holdoff_length if anomaly else max(0.0, holdoff - 1.0)
     new_state = {"count": count, "err_mean": mean, "err_var": var, "holdoff": holdoff}
     return Decision(anomaly, abs(z), threshold, new_state)
+
+
+def likelihood_state_keys(short_window: int) -> tuple[str, ...]:
+    return ("count", "err_mean", "err_var", "avg_count", "avg_mean", "avg_var", "held",
+            *(f"score_{k}" for k in range(short_window)), "holdoff")
+
+
+def anomaly_likelihood(decision: Mapping[str, Any], value: float, predicted: float,
+                       window: np.ndarray, state: Mapping[str, float],
+                       threshold_override: float | None) -> Decision:
+    threshold = _threshold(decision, threshold_override, critical_z_one_sided)
+    memory, min_count, holdoff_length = _common(decision, "anomaly_likelihood")
+    short_window = decision["short_window"]
+    if isinstance(short_window, bool) or not isinstance(short_window, int) or short_window < 1:
+        raise ValueError(f"anomaly_likelihood needs a whole short_window >= 1, got {short_window!r}")
+
+    count = _float(state, "count", 0.0)
+    err_mean = _float(state, "err_mean", 0.0)
+    err_var = _float(state, "err_var", 0.0)
+    avg_seen = _float(state, "avg_count", 0.0)
+    avg_mean = _float(state, "avg_mean", 0.0)
+    avg_var = _float(state, "avg_var", 0.0)
+    held = min(_float(state, "held", 0.0), float(short_window))
+    scores = [_float(state, f"score_{k}", 0.0) for k in range(short_window)]
+    holdoff = _float(state, "holdoff", 0.0)
+
+    residual = value - predicted
+    raw = abs(_standardise(residual, err_mean, err_var))
+    count, err_mean, err_var = _running(count, err_mean, err_var, residual, memory)
+
+    scores = [raw] + scores[:-1]
+    held = min(held + 1.0, float(short_window))
+    average = sum(scores[: int(held)]) / held
+    zl = _standardise(average, avg_mean, avg_var)
+    anomaly = avg_seen >= min_count and holdoff <= 0.0 and zl > threshold
+    avg_count, avg_mean, avg_var = _running(avg_seen, avg_mean, avg_var, average, memory)
+
+    holdoff = holdoff_length if anomaly else max(0.0, holdoff - 1.0)
+    new_state = {"count": count, "err_mean": err_mean, "err_var": err_var,
+                 "avg_count": avg_count, "avg_mean": avg_mean, "avg_var": avg_var,
+                 "held": held, **{f"score_{k}": s for k, s in enumerate(scores)},
+                 "holdoff": holdoff}
+    return Decision(anomaly, zl, threshold, new_state)
 
 
 def _float(state: Mapping[str, float], key: str, default: float) -> float:
@@ -119,4 +211,5 @@ def _float(state: Mapping[str, float], key: str, default: float) -> float:
     return value
 
 
-RULES: dict[str, Callable[..., Decision]] = {"abs_error": abs_error, "residual_z": residual_z}
+RULES: dict[str, Callable[..., Decision]] = {"abs_error": abs_error, "residual_z": residual_z,
+                                             "anomaly_likelihood": anomaly_likelihood}

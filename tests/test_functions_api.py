@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from tests.conftest import seasoned
 
 WINDOW = 10
 
@@ -102,12 +102,6 @@ def feed(api, values, sensor="mediciones", start=1_700_000_000_000):
     for i, value in enumerate(values):
         api.get("nuevo", dato=repr(value), sensor=sensor, timestamp=str(start + i * 300_000))
     return start + len(values) * 300_000
-
-
-def seasoned(redis_client, sensor="mediciones"):
-    """Detector state of a sensor that has seen enough readings to alarm (residual sd 1)."""
-    redis_client.hset(f"{sensor}/detector", mapping={"count": 5000, "err_mean": 0.0,
-                                                     "err_var": 1.0, "holdoff": 0.0})
 
 
 def test_detectar_judges_against_the_previous_window(api, redis_client):

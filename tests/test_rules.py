@@ -126,3 +126,75 @@ def test_gaussian_false_alarm_rate_matches_the_tail_probability():
     decision = {**RZ, "threshold": rules.critical_z(1e-2), "holdoff": 0, "min_count": 100}
     flags = [d.anomaly for d in run(decision, noise(20_000, seed=3))][100:]
     assert 0.006 < np.mean(flags) < 0.014
+
+
+AL = {"rule": "anomaly_likelihood", "threshold": rules.critical_z_one_sided(1e-5),
+      "tail_probability": 1e-5, "memory": 8640, "short_window": 10, "min_count": 200,
+      "holdoff": 50}
+
+
+def test_critical_z_one_sided():
+    assert rules.critical_z_one_sided(1e-5) == pytest.approx(4.2649, abs=1e-4)
+    assert rules.critical_z_one_sided(0.05) == pytest.approx(1.64485, abs=1e-5)
+    with pytest.raises(ValueError):
+        rules.critical_z_one_sided(1.0)
+
+
+def test_likelihood_state_is_floats_and_input_is_not_mutated():
+    state = run(AL, noise(30))[-1].state
+    before = dict(state)
+    d = rules.decide(AL, value=51.0, predicted=50.0, window=WINDOW, state=state)
+    assert state == before
+    assert set(d.state) == set(rules.likelihood_state_keys(10))
+    assert all(type(v) is float for v in d.state.values())
+    assert d.state["count"] == 31.0 and d.state["avg_count"] == 31.0 and d.state["held"] == 10.0
+    assert d.state["score_1"] == state["score_0"]          # newest first, shifted by one
+
+
+def test_likelihood_statistic_by_hand():
+    """Residual z as residual_z computes it; raw score |z|; mean of the last 10; then
+    standardised by the running mean/variance of the previous means."""
+    residuals = noise(60, seed=5) * 2.0 + 0.5
+    decisions = run(AL, residuals)
+    zs, means = [], []
+    for i, r in enumerate(residuals):
+        past = residuals[:i]
+        zs.append(abs((r - past.mean()) / past.std()) if i > 1 else 0.0)
+        window = zs[-10:]
+        means.append(sum(window) / len(window))
+    for i in (20, 45, 59):
+        previous = np.asarray(means[:i])
+        expected = (means[i] - previous.mean()) / previous.std()
+        assert decisions[i].error == pytest.approx(expected, rel=1e-9)
+    assert decisions[-1].state["avg_mean"] == pytest.approx(np.mean(means))
+    assert decisions[-1].state["avg_var"] == pytest.approx(np.var(means))
+
+
+def test_likelihood_flags_a_sustained_change_not_one_surprise():
+    base = list(noise(1000, seed=1))
+    one_spike = run(AL, base + [6.0] + list(noise(20, seed=2)))
+    assert not any(d.anomaly for d in one_spike)            # one 6-sigma residual: not enough
+    noisier = run(AL, base + list(noise(30, seed=2) * 6.0))
+    flags = [d.anomaly for d in noisier[1000:]]
+    assert any(flags) and flags.index(True) < 15            # predictability changed
+
+
+def test_likelihood_is_scale_free_and_respects_min_count_and_holdoff():
+    series = list(noise(400, seed=4)) + list(noise(100, seed=6) * 8.0)
+    small = [d.anomaly for d in run(AL, series)]
+    large = [d.anomaly for d in run(AL, [40.0 * r + 3.0 for r in series])]
+    assert small == large
+    first = small.index(True)
+    assert first >= 400 and not any(small[first + 1:first + 51])   # held off for 50
+    early = [d.anomaly for d in run({**AL, "min_count": 10_000}, series)]
+    assert not any(early)
+
+
+def test_likelihood_threshold_override_and_default():
+    base = run(AL, noise(300))[-1].state
+    d = rules.decide({k: v for k, v in AL.items() if k != "threshold"}, 50.0, 50.0, WINDOW, base)
+    assert d.threshold == pytest.approx(rules.critical_z_one_sided(1e-5))
+    d = rules.decide(AL, 50.0, 50.0, WINDOW, base, threshold_override=-100.0)
+    assert d.anomaly and d.threshold == -100.0
+    with pytest.raises(ValueError, match="short_window"):
+        rules.decide({**AL, "short_window": 0}, 50.0, 50.0, WINDOW, base)

@@ -38,6 +38,12 @@ def test_model_json_matches_the_checkpoint(version_dir):
     if decision["rule"] == "residual_z":
         assert decision["threshold"] == pytest.approx(rules.critical_z(decision["tail_probability"]))
         assert decision["calibration"]
+    if decision["rule"] == "anomaly_likelihood":
+        assert decision["threshold"] == pytest.approx(
+            rules.critical_z_one_sided(decision["tail_probability"]))
+        assert decision["tail_probability"] == 1e-5 and decision["memory"] == 8640
+        assert decision["short_window"] == 10 and decision["holdoff"] == 288
+        assert decision["min_count"] == 740 and decision["calibration"]
     training = description["training"]
     assert training["data"]["labels_used"] is False
     assert training["data"]["rows_used"] == [0, 749]
@@ -61,3 +67,34 @@ def test_serving_signature(version_dir):
     out = signature(tf.constant(x))[description["output"]].numpy()
     assert out.shape[0] == 2
     assert np.isfinite(out[0][tuple(description["prediction_index"])])
+
+
+def _instances(window: int, n: int = 512) -> np.ndarray:
+    """Window-standardised stretches of a noisy daily cycle, plus plain N(0, 1) noise."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n + window)
+    series = 80 + 10 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 1.5, len(t))
+    windows = np.stack([series[i:i + window] for i in range(n)])
+    windows = (windows - windows.mean(1, keepdims=True)) / windows.std(1, keepdims=True)
+    noise = rng.normal(0, 1, (n, window))
+    return np.concatenate([windows, noise])[..., None].astype(np.float32)
+
+
+def test_tensorflow_and_the_embedded_engine_agree(version_dir):
+    tf = pytest.importorskip("tensorflow")
+    from shared.serving.description import load_description
+    from shared.serving.engine import EmbeddedModel
+
+    description = load_description(version_dir)
+    x = _instances(description.window)
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    expected = signature(tf.constant(x))[description.output].numpy().astype(np.float64)
+    engine = EmbeddedModel.load(version_dir, description)
+    got = np.concatenate([engine.predict(x[i:i + 1]) for i in range(len(x))])  # as served
+    index = (slice(None), *description.prediction_index)
+    # Relative error, its denominator floored at 0.1 (a tenth of the window's own standard
+    # deviation, the unit of the model's output): float32 keeps about 1e-7 in absolute terms,
+    # so an output within 1e-3 of zero cannot have a meaningful relative error.
+    relative = np.abs(got[index] - expected[index]) / np.maximum(np.abs(expected[index]), 0.1)
+    assert relative.max() < 1e-5
+    np.testing.assert_allclose(engine.predict(x), expected, rtol=1e-5, atol=1e-6)  # batched
