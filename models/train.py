@@ -14,9 +14,10 @@ What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
    their checkpoint keys, verified by reading the checkpoint back) and writes
    models/models_config/models.config for TF Serving.
 
-The decision rule is `anomaly_likelihood` (shared/rules.py): the anomaly likelihood of Ahmad
-et al. 2017 over the model's standardised residuals; its parameters are set a priori (see
-DECISION and CALIBRATION below) and its statistics are learned online per sensor.
+The decision rule is `record_level` (shared/rules.py): a reading beyond the sensor's range of the
+last 30 days (a record low or high), one alarm per excursion; its parameters are time scales
+set a priori (see DECISION and CALIBRATION below) and its statistics are learned online per
+sensor.
 """
 
 from __future__ import annotations
@@ -52,34 +53,33 @@ LEARNING_RATE = 3e-3
 
 SCALING = {"kind": "window_standardize", "std_floor": 1e-3, "std_floor_rel": 1e-3}
 
-TAIL_PROBABILITY = 1e-5
-MEMORY = 8640               # 30 days of 5-minute readings: Numenta's historic window
-SHORT_WINDOW = 10           # Numenta's averaging window of the anomaly likelihood
+MEMORY = 8640               # 30 days of 5-minute readings: the running level's memory
+BLOCK = 288                 # a day of 5-minute readings
+BLOCKS = 30                 # a month of days: the range a reading is compared with
 DECISION = {
-    "rule": "anomaly_likelihood",
-    "threshold": rules.critical_z_one_sided(TAIL_PROBABILITY),
-    "tail_probability": TAIL_PROBABILITY,
+    "rule": "record_level",
+    "threshold": 0.0,
+    "sides": "both",
     "memory": MEMORY,
-    "short_window": SHORT_WINDOW,
+    "block": BLOCK,
+    "blocks": BLOCKS,
     "min_count": TRAIN_ROWS - WINDOW,
     "holdoff": 288,
 }
 CALIBRATION = (
     "Per sensor, online and causal; nothing is fitted on labels or on readings not yet seen. "
-    "(1) Surprise: the residual e = reading - prediction (degrees) is standardised as "
-    "z = (e - err_mean) / sqrt(err_var) with the running mean/variance of that sensor's "
-    "previous residuals (weight max(1/count, 1/memory): exact running statistics over the "
-    "first `memory` residuals, then an exponential forgetting of memory = 8640 readings = 30 "
-    "days of 5-minute readings, Numenta's historic window); the raw anomaly score is |z|. "
-    "(2) Anomaly likelihood (Ahmad et al. 2017, Neurocomputing 262, 'Unsupervised real-time "
-    "anomaly detection for streaming data'; Numenta's reference implementation): the mean of "
-    "the last short_window = 10 raw scores is standardised by the running mean/variance of "
-    "the sensor's previous such means (same weighting and memory), zl. Anomaly when the "
-    "likelihood 1 - Q(zl) >= 1 - tail_probability, tail_probability = 1e-5 (the paper's "
-    "threshold), i.e. zl > threshold = the one-sided N(0,1) quantile of 1e-5 = 4.265. Alarms "
-    "are allowed once the statistics hold min_count = 740 values (the NAB probationary rows "
-    "minus one window) and are suppressed for holdoff = 288 readings (one day) after an "
-    "alarm. Every value is fixed a priori from the paper or the sampling rate."
+    "Record level (shared/rules.py `record_level`), a distribution-free rank test on the "
+    "readings: the sensor's range is the lowest and highest reading of the last blocks = 30 "
+    "completed days (block = 288 five-minute readings) plus the current day; a reading is "
+    "anomalous when it lies beyond that range, low or high (threshold = a margin of 0 "
+    "degrees: a 30-day record). Under exchangeable readings a reading is such a record with "
+    "probability 1/(n+1) per side. A side that alarmed re-arms only once a reading is back at "
+    "or across the running mean level (memory = 8640 readings = 30 days), so one excursion "
+    "beyond the range raises one alarm; alarms are allowed once the sensor has judged "
+    "min_count = 740 readings (the NAB probationary rows minus one window) and are "
+    "suppressed for holdoff = 288 readings (one day) after an alarm. Every value is a time "
+    "scale (a day, a month) or 0, fixed a priori; the model's prediction is not used by the "
+    "decision."
 )
 
 def configure_determinism(seed: int) -> None:

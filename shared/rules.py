@@ -49,6 +49,26 @@ Rules
     State keys (all floats): count, err_mean, err_var (the residual statistics), avg_count,
     avg_mean, avg_var (those of the short-term means), held (scores in the short window),
     score_0 .. score_{short_window-1} (the last raw scores, newest first), holdoff.
+
+`record_level` (ours, the default since round 3): a distribution-free extreme-level test on the
+    readings themselves. The model's prediction is not used. Per reading x:
+      range   lo, hi = the lowest and highest reading of the last `blocks` completed blocks of
+              `block` readings, plus the current, partly filled block (block 288 = a day,
+              blocks 30 = a month: the sensor's range over the last 30 to 31 days);
+      error   = max(lo - x, x - hi), in degrees: how far x lies beyond that range (negative
+              inside it);
+      verdict anomaly when the statistics hold >= min_count readings, no hold-off is running,
+              error > threshold (a margin in degrees, 0: a record low or a record high) and
+              the side x breaks is armed. A side disarms when it alarms and re-arms once a
+              reading is back at or across the running mean level (memory `memory`, weight
+              max(1/count, 1/memory) as above): one excursion beyond the range, one alarm.
+    Under exchangeable readings the chance that x is a record among n previous ones is 1/(n+1)
+    per side (a rank test: no distribution assumed, the same for every sensor's range).
+    Parameters: threshold (margin, degrees), memory, block, blocks, min_count, holdoff, sides
+    ("both", "low" or "high"; default "both"). `threshold_override` replaces the margin.
+    State keys (all floats): count, level_mean, block_n, block_lo, block_hi (the current
+    block), days (completed blocks held), lo_0 .. lo_{blocks-1}, hi_0 .. (newest first),
+    armed_low, armed_high (1.0 or 0.0), holdoff.
 """
 
 from __future__ import annotations
@@ -204,6 +224,79 @@ def anomaly_likelihood(decision: Mapping[str, Any], value: float, predicted: flo
     return Decision(anomaly, zl, threshold, new_state)
 
 
+RECORD_SIDES = ("both", "low", "high")
+
+
+def record_state_keys(blocks: int) -> tuple[str, ...]:
+    return ("count", "level_mean", "block_n", "block_lo", "block_hi", "days",
+            *(f"lo_{k}" for k in range(blocks)), *(f"hi_{k}" for k in range(blocks)),
+            "armed_low", "armed_high", "holdoff")
+
+
+def _whole(decision: Mapping[str, Any], key: str, rule: str) -> int:
+    value = decision[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{rule} needs a whole {key} >= 1, got {value!r}")
+    return value
+
+
+def record_level(decision: Mapping[str, Any], value: float, predicted: float, window: np.ndarray,
+                 state: Mapping[str, float], threshold_override: float | None) -> Decision:
+    threshold = float(decision.get("threshold", 0.0) if threshold_override is None
+                      else threshold_override)
+    memory, min_count, holdoff_length = _common(decision, "record_level")
+    block = _whole(decision, "block", "record_level")
+    blocks = _whole(decision, "blocks", "record_level")
+    sides = decision.get("sides", "both")
+    if sides not in RECORD_SIDES:
+        raise ValueError(f"record_level sides must be one of {RECORD_SIDES}, got {sides!r}")
+
+    count = _float(state, "count", 0.0)
+    level = _float(state, "level_mean", 0.0)
+    block_n = _float(state, "block_n", 0.0)
+    block_lo = _float(state, "block_lo", 0.0)
+    block_hi = _float(state, "block_hi", 0.0)
+    days = int(min(max(_float(state, "days", 0.0), 0.0), float(blocks)))
+    los = [_float(state, f"lo_{k}", 0.0) for k in range(blocks)]
+    his = [_float(state, f"hi_{k}", 0.0) for k in range(blocks)]
+    armed_low = _float(state, "armed_low", 1.0) > 0.0
+    armed_high = _float(state, "armed_high", 1.0) > 0.0
+    holdoff = _float(state, "holdoff", 0.0)
+
+    if count > 0.0:  # back at or across the running level: that side may alarm again
+        armed_low = armed_low or value >= level
+        armed_high = armed_high or value <= level
+    seen_lo = los[:days] + ([block_lo] if block_n > 0.0 else [])
+    seen_hi = his[:days] + ([block_hi] if block_n > 0.0 else [])
+    if seen_lo:
+        below, above = min(seen_lo) - value, value - max(seen_hi)
+        error = max(below, above)
+    else:
+        below = above = error = -math.inf
+    low = sides in ("both", "low") and armed_low and below > threshold
+    high = sides in ("both", "high") and armed_high and above > threshold
+    anomaly = count >= min_count and holdoff <= 0.0 and (low or high)
+    if anomaly:
+        armed_low, armed_high = armed_low and not low, armed_high and not high
+
+    count, level, _ = _running(count, level, 0.0, value, memory)
+    block_lo = min(block_lo, value) if block_n > 0.0 else value
+    block_hi = max(block_hi, value) if block_n > 0.0 else value
+    block_n += 1.0
+    if block_n >= block:
+        los, his = [block_lo] + los[:-1], [block_hi] + his[:-1]
+        days = min(days + 1, blocks)
+        block_n, block_lo, block_hi = 0.0, 0.0, 0.0
+    holdoff = holdoff_length if anomaly else max(0.0, holdoff - 1.0)
+    new_state = {"count": count, "level_mean": level, "block_n": block_n, "block_lo": block_lo,
+                 "block_hi": block_hi, "days": float(days),
+                 **{f"lo_{k}": x for k, x in enumerate(los)},
+                 **{f"hi_{k}": x for k, x in enumerate(his)},
+                 "armed_low": 1.0 if armed_low else 0.0, "armed_high": 1.0 if armed_high else 0.0,
+                 "holdoff": holdoff}
+    return Decision(anomaly, error if math.isfinite(error) else 0.0, threshold, new_state)
+
+
 def _float(state: Mapping[str, float], key: str, default: float) -> float:
     value = float(state.get(key, default))
     if not math.isfinite(value):
@@ -212,4 +305,5 @@ def _float(state: Mapping[str, float], key: str, default: float) -> float:
 
 
 RULES: dict[str, Callable[..., Decision]] = {"abs_error": abs_error, "residual_z": residual_z,
-                                             "anomaly_likelihood": anomaly_likelihood}
+                                             "anomaly_likelihood": anomaly_likelihood,
+                                             "record_level": record_level}

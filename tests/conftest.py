@@ -52,8 +52,12 @@ def reference_model_dir() -> Path:
 
 
 def seasoned(redis_client, sensor: str = "mediciones") -> None:
-    """Give a sensor the detector state of one that has judged enough readings to alarm:
-    residual spread about 1 degree, averaged scores settled (shared/rules.py)."""
+    """Give a sensor the detector state of one that has judged enough readings to alarm under
+    the shipped rule (`record_level`, shared/rules.py): 30 days seen, every day's readings
+    within 60..80 degrees, level 70, both sides armed. 70 is ordinary; 95 is a record high."""
+    days = 30
     redis_client.hset(f"{sensor}/detector", mapping={
-        "count": 5000, "err_mean": 0.0, "err_var": 1.0, "avg_count": 5000, "avg_mean": 0.8,
-        "avg_var": 0.04, "holdoff": 0.0})
+        "count": 288.0 * days, "level_mean": 70.0, "block_n": 0.0, "block_lo": 0.0,
+        "block_hi": 0.0, "days": float(days),
+        **{f"lo_{k}": 60.0 for k in range(days)}, **{f"hi_{k}": 80.0 for k in range(days)},
+        "armed_low": 1.0, "armed_high": 1.0, "holdoff": 0.0})

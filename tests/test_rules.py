@@ -1,4 +1,5 @@
-"""Decision rules (shared/rules.py): abs_error (the replaced system's) and residual_z."""
+"""Decision rules (shared/rules.py): abs_error (the replaced system's), residual_z,
+anomaly_likelihood and record_level."""
 
 import math
 
@@ -198,3 +199,91 @@ def test_likelihood_threshold_override_and_default():
     assert d.anomaly and d.threshold == -100.0
     with pytest.raises(ValueError, match="short_window"):
         rules.decide({**AL, "short_window": 0}, 50.0, 50.0, WINDOW, base)
+
+
+RL = {"rule": "record_level", "threshold": 0.0, "sides": "both", "memory": 8640, "block": 10,
+      "blocks": 3, "min_count": 20, "holdoff": 5}
+
+
+def levels(decision, values, state=None, override=None):
+    """record_level judges the readings themselves: feed values, the prediction is ignored."""
+    state = dict(state or {})
+    out = []
+    for x in values:
+        d = rules.decide(decision, value=x, predicted=0.0, window=WINDOW, state=state,
+                         threshold_override=override)
+        state = d.state
+        out.append(d)
+    return out
+
+
+def test_record_level_state_is_floats_and_input_is_not_mutated():
+    state = levels(RL, 50.0 + noise(25))[-1].state
+    before = dict(state)
+    d = rules.decide(RL, value=50.0, predicted=123.0, window=WINDOW, state=state)
+    assert state == before
+    assert set(d.state) == set(rules.record_state_keys(3))
+    assert all(type(v) is float and math.isfinite(v) for v in d.state.values())
+    assert d.state["count"] == 26.0 and d.state["days"] == 2.0 and d.state["block_n"] == 6.0
+
+
+def test_record_level_range_is_the_last_blocks_plus_the_current_one_by_hand():
+    values = list(50.0 + noise(47, seed=2))
+    d = levels(RL, values)[-1]
+    blocks = [values[10:20], values[20:30], values[30:40], values[40:47]]  # first day forgotten
+    lo, hi = min(map(min, blocks)), max(map(max, blocks))
+    x = 80.0
+    nxt = rules.decide(RL, value=x, predicted=50.0, window=WINDOW, state=d.state)
+    assert nxt.error == pytest.approx(x - hi) and nxt.anomaly
+    low = rules.decide(RL, value=lo - 0.5, predicted=lo - 0.5, window=WINDOW, state=d.state)
+    assert low.error == pytest.approx(0.5) and low.anomaly
+    inside = rules.decide(RL, value=(lo + hi) / 2, predicted=0.0, window=WINDOW, state=d.state)
+    assert not inside.anomaly and inside.error < 0 and inside.threshold == 0.0
+
+
+def test_record_level_one_excursion_one_alarm_and_rearms_at_the_level():
+    base = list(50.0 + noise(40, seed=1))
+    # a slow ramp down far below the range: alarms once, not again while it stays low
+    ramp = [45.0 - k for k in range(15)]
+    flags = [d.anomaly for d in levels(RL, base + ramp)][40:]
+    assert sum(flags) == 1 and flags.index(True) < 5
+    # still low: a new record but no new alarm; back at the running level, then a new
+    # record low: a second alarm
+    low = [d.anomaly for d in levels(RL, base + ramp + [20.0])]
+    assert sum(low[40:]) == 1
+    again = [d.anomaly for d in levels(RL, base + ramp + [50.0] * 3 + [20.0])]
+    assert sum(again[40:]) == 2 and again[-1]
+
+
+def test_record_level_min_count_holdoff_sides_and_override():
+    base = list(50.0 + noise(40, seed=4))
+    early = levels({**RL, "min_count": 1000}, base + [0.0])
+    assert not early[-1].anomaly
+    lows = [d.anomaly for d in levels(RL, base + [0.0, 50.0, 100.0])]
+    assert lows[40] and not lows[42]                       # the high is held off (5 readings)
+    assert levels({**RL, "holdoff": 0}, base + [0.0, 50.0, 100.0])[42].anomaly
+    assert not levels({**RL, "sides": "high"}, base + [0.0])[-1].anomaly
+    assert not levels({**RL, "sides": "low"}, base + [100.0])[-1].anomaly
+    assert not levels(RL, base + [min(base) - 1.0], override=2.0)[-1].anomaly
+    assert levels(RL, base + [min(base) - 3.0], override=2.0)[-1].threshold == 2.0
+    with pytest.raises(ValueError, match="sides"):
+        levels({**RL, "sides": "up"}, [1.0])
+    with pytest.raises(ValueError, match="block"):
+        levels({**RL, "block": 0}, [1.0])
+
+
+def test_record_level_is_scale_free():
+    series = list(noise(60, seed=7)) + [-6.0, 0.0, 0.0, 7.0] + list(noise(30, seed=8))
+    small = [d.anomaly for d in levels({**RL, "holdoff": 0}, series)]
+    large = [d.anomaly for d in levels({**RL, "holdoff": 0}, [40.0 * x + 300.0 for x in series])]
+    assert small == large and any(small)
+
+
+def test_record_level_false_alarm_rate_is_that_of_a_record():
+    """Independent readings: a record of n previous ones has probability 1/(n+1) per side;
+    with the re-arming, far fewer alarms than readings beyond the range."""
+    decision = {**RL, "block": 100, "blocks": 10, "min_count": 1100, "holdoff": 0}
+    decisions = levels(decision, noise(20_000, seed=9))[1100:]
+    beyond = np.mean([d.error > 0 for d in decisions])
+    assert 1 / 1100 < beyond < 4 / 1000                    # about 2/(n+1), n 1000..1100
+    assert np.mean([d.anomaly for d in decisions]) <= beyond

@@ -44,6 +44,11 @@ def test_model_json_matches_the_checkpoint(version_dir):
         assert decision["tail_probability"] == 1e-5 and decision["memory"] == 8640
         assert decision["short_window"] == 10 and decision["holdoff"] == 288
         assert decision["min_count"] == 740 and decision["calibration"]
+    if decision["rule"] == "record_level":
+        assert decision["threshold"] == 0.0 and decision["sides"] == "both"
+        assert decision["memory"] == 8640 and decision["block"] == 288
+        assert decision["blocks"] == 30 and decision["holdoff"] == 288
+        assert decision["min_count"] == 740 and decision["calibration"]
     training = description["training"]
     assert training["data"]["labels_used"] is False
     assert training["data"]["rows_used"] == [0, 749]
