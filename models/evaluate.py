@@ -377,6 +377,66 @@ def describe_rule(model_path: Path) -> str | None:
     return decision.get("rule")
 
 
+RECORD_VARIANTS = (
+    ("record_level, test=reading (round 3: the reading beyond the 30-day range)",
+     {"test": "reading"}, False),
+    ("record_level, test=prediction (V1: the prediction beyond it)", {"test": "prediction"}, False),
+    ("record_level, test=both (V2: reading and prediction beyond it, same side)",
+     {"test": "both"}, False),
+    ("record_level, test=either (the reading or the prediction beyond it)",
+     {"test": "either"}, False),
+    ("V3: the rule fed the predictions (range, level, re-arming over past predictions)",
+     {"test": "reading"}, True),
+)
+
+
+def rule_variants(model_path: Path, values: Sequence[float], result: Stream,
+                  series: Series) -> list[dict[str, Any]]:
+    """The `record_level` variants of round 4, replayed offline on the predictions detectar
+    answered in the run (the same predictions for all): empty for any other rule."""
+    from shared import rules
+    from shared.serving.description import load_description, resolve_version_dir
+
+    decision = dict(load_description(resolve_version_dir(model_path)).decision)
+    if decision.get("rule") != "record_level":
+        return []
+    decision.pop("calibration", None)
+    shipped = decision.get("test", "reading")
+    empty = np.zeros(0)
+    out = []
+    for name, change, fed_predictions in RECORD_VARIANTS:
+        state: dict[str, float] = {}
+        detections = []
+        for row, (value, predicted) in enumerate(zip(values, result.predicted)):
+            if predicted is None:
+                continue
+            reading = float(predicted) if fed_predictions else float(value)
+            verdict = rules.decide({**decision, **change}, reading, float(predicted), empty, state)
+            state = verdict.state
+            if verdict.anomaly:
+                detections.append(row)
+        nab_result = score(len(series), detections, series.windows)
+        out.append({"variant": name, "shipped": not fed_predictions and change["test"] == shipped,
+                    "windows_detected": nab_result.windows_detected,
+                    "windows_total": len(series.windows),
+                    "false_positives": nab_result.false_positives,
+                    "first_detections": nab_result.first_detections,
+                    "window_scores": [round(x, 6) for x in nab_result.window_scores],
+                    "score": round(nab_result.score, 6)})
+    return out
+
+
+def format_variants(variants: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["record_level variants on the same predictions (offline replay; * = shipped):"]
+    for v in variants:
+        lines.append(f"{'*' if v['shipped'] else ' '} {v['variant']}\n"
+                     f"    {v['windows_detected']}/{v['windows_total']} windows, "
+                     f"{len(v['false_positives'])} FP, NAB {v['score']:+.2f}, first "
+                     f"{_fmt_rows(v['first_detections'])}, FP rows "
+                     f"{_fmt_rows(v['false_positives'])}")
+    return "\n".join(lines)
+
+
 def _fmt_rows(rows: Sequence[int | None]) -> str:
     return ", ".join("-" if r is None else str(r) for r in rows) or "none"
 
@@ -405,7 +465,8 @@ def format_table(reports: Sequence[ModelReport], series: Series) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, series: Series, reports: Sequence[ModelReport]) -> Path:
+def write_json(path: Path, series: Series, reports: Sequence[ModelReport],
+               variants: Sequence[Mapping[str, Any]] = ()) -> Path:
     document = {
         "series": {"name": series.name, "csv": series.csv_path, "sha256": series.sha256,
                    "rows": len(series), "windows": [list(w) for w in series.windows],
@@ -414,6 +475,7 @@ def write_json(path: Path, series: Series, reports: Sequence[ModelReport]) -> Pa
                                  "(the CSV repeats timestamps; rows are identified by position)"},
         "scoring": "NAB standard profile (tp 1, fp 0.11, fn 1), raw score of this file",
         "models": [{**asdict(r), "n_false_positives": r.n_false_positives} for r in reports],
+        "rule_variants": list(variants),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -473,9 +535,13 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
     progress = not args.no_progress
     reports = []
 
+    variants: list[dict[str, Any]] = []
+
     def in_process_report(label: str, path: Path, port: int) -> ModelReport:
         sensor = new_sensor(label)
         result = run_in_process(path, series.values, timestamps, port, sensor, progress, label)
+        if label == "ours":
+            variants.extend(rule_variants(path, series.values, result, series))
         return report_of(label, str(path), "in process: functions/detectar/handler.py",
                          describe_rule(path), result, series, sensor)
 
@@ -494,8 +560,10 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
             reports.append(in_process_report("replaced", args.reference, port))
 
     print(format_table(reports, series))
+    if variants:
+        print(format_variants(variants))
     args.out.mkdir(parents=True, exist_ok=True)
-    written = [write_json(args.out / "evaluation.json", series, reports)]
+    written = [write_json(args.out / "evaluation.json", series, reports, variants)]
     if not args.no_plot:
         from .plot import plot_evaluation
 

@@ -14,10 +14,10 @@ What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
    their checkpoint keys, verified by reading the checkpoint back) and writes
    models/models_config/models.config for TF Serving.
 
-The decision rule is `record_level` (shared/rules.py): a reading beyond the sensor's range of the
-last 30 days (a record low or high), one alarm per excursion; its parameters are time scales
-set a priori (see DECISION and CALIBRATION below) and its statistics are learned online per
-sensor.
+The decision rule is `record_level` with `test` = "either" (shared/rules.py): the reading, or
+the model's prediction of it, beyond the sensor's range of readings over the last 30 days (a
+30-day record low or high, seen or forecast), one alarm per excursion; its parameters are time scales set a
+priori (see DECISION and CALIBRATION below) and its statistics are learned online per sensor.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ BLOCK = 288                 # a day of 5-minute readings
 BLOCKS = 30                 # a month of days: the range a reading is compared with
 DECISION = {
     "rule": "record_level",
+    "test": "either",       # the reading or the model's estimate of it: see CALIBRATION
     "threshold": 0.0,
     "sides": "both",
     "memory": MEMORY,
@@ -68,18 +69,19 @@ DECISION = {
 }
 CALIBRATION = (
     "Per sensor, online and causal; nothing is fitted on labels or on readings not yet seen. "
-    "Record level (shared/rules.py `record_level`), a distribution-free rank test on the "
-    "readings: the sensor's range is the lowest and highest reading of the last blocks = 30 "
-    "completed days (block = 288 five-minute readings) plus the current day; a reading is "
-    "anomalous when it lies beyond that range, low or high (threshold = a margin of 0 "
-    "degrees: a 30-day record). Under exchangeable readings a reading is such a record with "
-    "probability 1/(n+1) per side. A side that alarmed re-arms only once a reading is back at "
-    "or across the running mean level (memory = 8640 readings = 30 days), so one excursion "
-    "beyond the range raises one alarm; alarms are allowed once the sensor has judged "
-    "min_count = 740 readings (the NAB probationary rows minus one window) and are "
-    "suppressed for holdoff = 288 readings (one day) after an alarm. Every value is a time "
-    "scale (a day, a month) or 0, fixed a priori; the model's prediction is not used by the "
-    "decision."
+    "Record level (shared/rules.py `record_level`, test = either): the sensor's range is "
+    "the lowest and highest reading of the last blocks = 30 completed days (block = 288 "
+    "five-minute readings) plus the current day; a reading is anomalous when it, or the "
+    "model's prediction of it, lies beyond that range, low or high (threshold = a margin of 0 "
+    "degrees: a 30-day record, seen or forecast). A side that alarmed re-arms only once a "
+    "reading is back at or across the running mean level of the readings (memory = 8640 "
+    "readings = 30 days), so one excursion beyond the range raises one alarm; alarms are "
+    "allowed once the sensor has judged min_count = 740 readings (the NAB probationary rows "
+    "minus one window) and are suppressed for holdoff = 288 readings (one day) after an alarm. "
+    "Every value is a time scale (a day, a month) or 0, fixed a priori. Testing the reading "
+    "or the prediction (not the prediction alone, round 4's pre-registered result) is an "
+    "operational choice made after round 4: a reading far outside the range must alarm "
+    "whatever the model predicted, and the model's forecast leaving the range warns as well."
 )
 
 def configure_determinism(seed: int) -> None:

@@ -50,22 +50,29 @@ Rules
     avg_mean, avg_var (those of the short-term means), held (scores in the short window),
     score_0 .. score_{short_window-1} (the last raw scores, newest first), holdoff.
 
-`record_level` (ours, the default since round 3): a distribution-free extreme-level test on the
-    readings themselves. The model's prediction is not used. Per reading x:
+`record_level` (ours, the default since round 3; since round 4 shipped with test "prediction"):
+    an extreme-level test against the sensor's own range of readings. Per reading x with the
+    model's prediction p of it:
       range   lo, hi = the lowest and highest reading of the last `blocks` completed blocks of
               `block` readings, plus the current, partly filled block (block 288 = a day,
               blocks 30 = a month: the sensor's range over the last 30 to 31 days);
-      error   = max(lo - x, x - hi), in degrees: how far x lies beyond that range (negative
-              inside it);
+      tested  `test` "reading" (round 3): x; "prediction" (round 4): p, so the model's output
+              decides; "both": x and p beyond the range on the same side (the smaller of the
+              two excesses counts);
+      error   = max(lo - t, t - hi) for the tested value t (for "both", per side the smaller
+              of the reading's and the prediction's excess): how far beyond the range, in
+              degrees (negative inside it);
       verdict anomaly when the statistics hold >= min_count readings, no hold-off is running,
               error > threshold (a margin in degrees, 0: a record low or a record high) and
-              the side x breaks is armed. A side disarms when it alarms and re-arms once a
-              reading is back at or across the running mean level (memory `memory`, weight
-              max(1/count, 1/memory) as above): one excursion beyond the range, one alarm.
+              the side broken is armed. A side disarms when it alarms and re-arms once a
+              reading is back at or across the running mean level of the readings (memory
+              `memory`, weight max(1/count, 1/memory) as above): one excursion, one alarm.
+              The range, level and re-arming always use readings, whatever `test`.
     Under exchangeable readings the chance that x is a record among n previous ones is 1/(n+1)
     per side (a rank test: no distribution assumed, the same for every sensor's range).
     Parameters: threshold (margin, degrees), memory, block, blocks, min_count, holdoff, sides
-    ("both", "low" or "high"; default "both"). `threshold_override` replaces the margin.
+    ("both", "low" or "high"; default "both"), test ("reading", "prediction" or "both";
+    default "reading", the round 3 rule). `threshold_override` replaces the margin.
     State keys (all floats): count, level_mean, block_n, block_lo, block_hi (the current
     block), days (completed blocks held), lo_0 .. lo_{blocks-1}, hi_0 .. (newest first),
     armed_low, armed_high (1.0 or 0.0), holdoff.
@@ -225,6 +232,7 @@ def anomaly_likelihood(decision: Mapping[str, Any], value: float, predicted: flo
 
 
 RECORD_SIDES = ("both", "low", "high")
+RECORD_TESTS = ("reading", "prediction", "both", "either")
 
 
 def record_state_keys(blocks: int) -> tuple[str, ...]:
@@ -250,6 +258,9 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
     sides = decision.get("sides", "both")
     if sides not in RECORD_SIDES:
         raise ValueError(f"record_level sides must be one of {RECORD_SIDES}, got {sides!r}")
+    test = decision.get("test", "reading")
+    if test not in RECORD_TESTS:
+        raise ValueError(f"record_level test must be one of {RECORD_TESTS}, got {test!r}")
 
     count = _float(state, "count", 0.0)
     level = _float(state, "level_mean", 0.0)
@@ -273,6 +284,15 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
         error = max(below, above)
     else:
         below = above = error = -math.inf
+    if seen_lo and test != "reading":  # the model's prediction against the same range
+        below_p, above_p = min(seen_lo) - predicted, predicted - max(seen_hi)
+        if test == "prediction":
+            below, above = below_p, above_p
+        elif test == "both":  # the reading and the prediction beyond the range, same side
+            below, above = min(below, below_p), min(above, above_p)
+        else:  # "either": the reading or the model's estimate of it beyond the range
+            below, above = max(below, below_p), max(above, above_p)
+        error = max(below, above)
     low = sides in ("both", "low") and armed_low and below > threshold
     high = sides in ("both", "high") and armed_high and above > threshold
     anomaly = count >= min_count and holdoff <= 0.0 and (low or high)

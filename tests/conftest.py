@@ -53,8 +53,10 @@ def reference_model_dir() -> Path:
 
 def seasoned(redis_client, sensor: str = "mediciones") -> None:
     """Give a sensor the detector state of one that has judged enough readings to alarm under
-    the shipped rule (`record_level`, shared/rules.py): 30 days seen, every day's readings
-    within 60..80 degrees, level 70, both sides armed. 70 is ordinary; 95 is a record high."""
+    the shipped rule (`record_level`, test "either", shared/rules.py): 30 days seen, every
+    day's readings within 60..80 degrees, level 70, both sides armed. A reading is an anomaly
+    when it, or the model's prediction of it, lies outside 60..80: after ten readings of 70, a
+    70 is normal and a 95 is an anomaly."""
     days = 30
     redis_client.hset(f"{sensor}/detector", mapping={
         "count": 288.0 * days, "level_mean": 70.0, "block_n": 0.0, "block_lo": 0.0,

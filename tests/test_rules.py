@@ -287,3 +287,82 @@ def test_record_level_false_alarm_rate_is_that_of_a_record():
     beyond = np.mean([d.error > 0 for d in decisions])
     assert 1 / 1100 < beyond < 4 / 1000                    # about 2/(n+1), n 1000..1100
     assert np.mean([d.anomaly for d in decisions]) <= beyond
+
+
+RP = {**RL, "test": "prediction"}
+RB = {**RL, "test": "both"}
+RE = {**RL, "test": "either"}
+
+
+def test_record_level_either_alarms_on_the_reading_or_the_models_forecast():
+    state = {**levels(RL, list(50.0 + noise(40, seed=13)))[-1].state, "holdoff": 0.0}
+    lo = min(state[f"lo_{k}"] for k in range(3))
+    hi = max(state[f"hi_{k}"] for k in range(3))
+    mid = (lo + hi) / 2
+
+    def verdict(value, predicted):
+        return rules.decide(RE, value=value, predicted=predicted, window=WINDOW, state=state)
+
+    assert verdict(lo - 5.0, mid).anomaly                     # the reading alone
+    assert verdict(mid, hi + 2.0).anomaly                     # the model's forecast alone
+    assert verdict(lo - 1.0, lo - 4.0).error == pytest.approx(4.0)  # the farther one counts
+    assert not verdict(mid, mid).anomaly
+
+
+def test_record_level_prediction_test_lets_the_model_decide():
+    """Same state, same reading: only the model's prediction changes the verdict."""
+    state = {**levels(RL, list(50.0 + noise(40, seed=11)))[-1].state, "holdoff": 0.0}
+    lo = min(state[f"lo_{k}"] for k in range(3))
+    hi = max(state[f"hi_{k}"] for k in range(3))
+    inside, below, above = (lo + hi) / 2, lo - 2.0, hi + 3.0
+    for value in (inside, below, above):
+        flag = rules.decide(RP, value=value, predicted=below, window=WINDOW, state=state)
+        assert flag.anomaly and flag.error == pytest.approx(2.0)
+        calm = rules.decide(RP, value=value, predicted=inside, window=WINDOW, state=state)
+        assert not calm.anomaly and calm.error < 0
+    high = rules.decide(RP, value=inside, predicted=above, window=WINDOW, state=state)
+    assert high.anomaly and high.error == pytest.approx(3.0)
+    # the round 3 rule (default test "reading") ignores the prediction
+    for predicted in (inside, below, above):
+        assert not rules.decide(RL, value=inside, predicted=predicted, window=WINDOW,
+                                state=state).anomaly
+    # the range and the level are kept over the readings whatever is tested
+    kept = [k for k in state if k not in ("armed_low", "armed_high", "holdoff")]
+    by_prediction = rules.decide(RP, value=inside, predicted=below, window=WINDOW, state=state)
+    by_reading = rules.decide(RL, value=inside, predicted=below, window=WINDOW, state=state)
+    assert {k: by_prediction.state[k] for k in kept} == {k: by_reading.state[k] for k in kept}
+
+
+def test_record_level_both_needs_reading_and_prediction_beyond_on_the_same_side():
+    state = {**levels(RL, list(50.0 + noise(40, seed=12)))[-1].state, "holdoff": 0.0}
+    lo = min(state[f"lo_{k}"] for k in range(3))
+    hi = max(state[f"hi_{k}"] for k in range(3))
+    mid = (lo + hi) / 2
+
+    def verdict(value, predicted):
+        return rules.decide(RB, value=value, predicted=predicted, window=WINDOW, state=state)
+
+    assert not verdict(lo - 5.0, mid).anomaly                 # a lone reading: no alarm
+    assert not verdict(mid, lo - 5.0).anomaly                 # the model alone: no alarm
+    assert not verdict(lo - 5.0, hi + 5.0).anomaly            # opposite sides: no alarm
+    both = verdict(lo - 5.0, lo - 1.0)
+    assert both.anomaly and both.error == pytest.approx(1.0)  # the smaller excess
+    assert verdict(hi + 1.0, hi + 4.0).error == pytest.approx(1.0)
+
+
+def test_record_level_prediction_one_excursion_one_alarm_rearms_on_readings():
+    state = {**levels(RL, list(50.0 + noise(40, seed=13)))[-1].state, "holdoff": 0.0}
+    level = state["level_mean"]
+    flags = []
+    for value in (level - 3.0, level - 3.0, level + 3.0, level - 3.0):
+        d = rules.decide({**RP, "holdoff": 0}, value=value, predicted=10.0, window=WINDOW,
+                         state=state)
+        state, flags = d.state, flags + [d.anomaly]
+    # the model keeps predicting a record low: one alarm, then none while the readings stay
+    # below the running level; a reading back above it re-arms the low side
+    assert flags == [True, False, True, False]
+
+
+def test_record_level_test_must_be_known():
+    with pytest.raises(ValueError, match="test"):
+        levels({**RL, "test": "model"}, [1.0])

@@ -46,6 +46,7 @@ def test_model_json_matches_the_checkpoint(version_dir):
         assert decision["min_count"] == 740 and decision["calibration"]
     if decision["rule"] == "record_level":
         assert decision["threshold"] == 0.0 and decision["sides"] == "both"
+        assert decision.get("test", "reading") in rules.RECORD_TESTS
         assert decision["memory"] == 8640 and decision["block"] == 288
         assert decision["blocks"] == 30 and decision["holdoff"] == 288
         assert decision["min_count"] == 740 and decision["calibration"]
