@@ -1,12 +1,14 @@
 """Readings, windows, anomaly marks and detector state in Redis TimeSeries.
 
-Each method is one round trip in the common case (a pipeline), built with redis-py's
-TimeSeries API; replies are turned into plain Python values here and nowhere else.
+Each method is one round trip: a Lua script, atomic, so that what is stored never depends
+on how requests interleave (a reading or a batch is stored whole, once, or not at all);
+replies are turned into plain Python values here and nowhere else.
 Key layout: docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +22,6 @@ from .config import Settings
 from .errors import Conflict, Unavailable
 from .params import HistoryQuery, Reading
 
-DUPLICATE = "DUPLICATE_POLICY"  # in RedisTimeSeries' error for a timestamp that is taken
-EXISTS = "already exists"  # TS.CREATE of a key that is there
-MISSING = "does not exist"  # reading a key that is not there
 MAX_CLOCK_BUMPS = 1000  # server-clock readings move at most this many ms forward
 
 
@@ -69,35 +68,198 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _is_duplicate(reply: object) -> bool:
-    return isinstance(reply, redis.ResponseError) and DUPLICATE in str(reply)
-
-
 @contextmanager
 def _answering_errors(sensor: str) -> Iterator[None]:
     """Redis failures as the errors the caller is answered with."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable("Redis is unavailable; nothing was stored, try again") from exc
-    except redis.AuthenticationError as exc:
+    except redis.AuthenticationError as exc:  # a ConnectionError too: test it first
         raise Unavailable("Redis refused our credentials") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # A write may have been applied just before the connection broke: say so honestly.
+        raise Unavailable("Redis is unavailable; try again (a reading re-sent with its "
+                          "timestamp is never stored twice)") from exc
     except redis.ResponseError as exc:
         if "not a TSDB key" in str(exc) or "WRONGTYPE" in str(exc):
             raise Conflict(f"sensor {sensor!r} names a Redis key that is not a time series") from exc
         raise
 
 
-def _raise_first_error(replies: Sequence[object], ignore: tuple[str, ...] = ()) -> None:
-    for reply in replies:
-        if isinstance(reply, redis.ResponseError) and not any(t in str(reply) for t in ignore):
-            raise reply
+# The hot paths are Lua scripts: one round trip each, atomic, and replies cheap to parse.
+# Lists of numbers travel as one string (space-separated samples; the detector state as
+# "field\nvalue\n..."): Python splits a string in one call, where redis-py's parser costs a
+# few microseconds per RESP element, more than the script itself. In RESP2, RedisTimeSeries
+# answers sample values as status replies, which Lua sees as {ok = text}.
+
+# Store one reading. TS.ADD creates the key when it is missing (labels, DUPLICATE_POLICY
+# BLOCK) and never overwrites a sample (ON_DUPLICATE BLOCK also guards keys the replaced
+# system created, policy unknown). A server-clock reading whose millisecond is taken moves
+# to the next free one, found with one TS.RANGE over the following MAX_CLOCK_BUMPS ms (a
+# script runs alone: nobody can take that millisecond in between). With a window size it
+# also reads the readings just before the new one (COUNT bounds the read: the cost stays
+# flat however long the history grows) and the detector state.
+# Replies {timestamp, "v v ...", "field\nvalue..."}, {timestamp} without a window,
+# {-1} when an explicit timestamp is taken, {-2} when no millisecond is free.
+ADD_SCRIPT = """
+local key, value, sensor = KEYS[1], ARGV[2], ARGV[5]
+local ts, explicit, bumps, size = tonumber(ARGV[1]), ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[6])
+local function ms(t) return string.format('%.0f', t) end
+local function add(t)
+  return redis.pcall('TS.ADD', key, ms(t), value, 'DUPLICATE_POLICY', 'BLOCK',
+                     'ON_DUPLICATE', 'BLOCK', 'LABELS', 'kind', 'reading', 'sensor', sensor)
+end
+local reply = add(ts)
+if type(reply) == 'table' and reply.err then
+  if not string.find(reply.err, 'DUPLICATE_POLICY', 1, true) then return redis.error_reply(reply.err) end
+  if explicit then return {-1} end
+  local free = ts + 1
+  for _, sample in ipairs(redis.call('TS.RANGE', key, ms(free), ms(ts + bumps))) do
+    if sample[1] ~= free then break end
+    free = free + 1
+  end
+  if free > ts + bumps then return {-2} end
+  ts = free
+  reply = add(ts)
+  if type(reply) == 'table' and reply.err then return redis.error_reply(reply.err) end
+end
+if size == 0 then return {ts} end
+local values = {}
+if ts > 0 then
+  for i, sample in ipairs(redis.call('TS.REVRANGE', key, '-', ms(ts - 1), 'COUNT', size)) do
+    local v = sample[2]
+    if type(v) == 'table' then v = v.ok end
+    values[i] = v
+  end
+end
+return {ts, table.concat(values, ' '), table.concat(redis.call('HGETALL', KEYS[2]), '\\n')}
+"""
+
+# Store a batch: ARGV = sensor, first slot, MAX_CLOCK_BUMPS, then (timestamp or '', value)
+# per reading. Every server-clock reading is placed before anything is written: reading i
+# goes to its slot (first + i) or the next free millisecond after it (stored samples and
+# the batch's own timestamps are taken), in batch order, at most MAX_CLOCK_BUMPS ms past
+# the last slot; if one cannot be, nothing is stored: {-2}. Else {stored, {conflicts}}: the
+# explicit timestamps the sensor already had, which are not stored.
+BATCH_SCRIPT = """
+local key, sensor = KEYS[1], ARGV[1]
+local first, bumps = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function ms(t) return string.format('%.0f', t) end
+local places, last = {}, first + (#ARGV - 3) / 2 - 1 + bumps
+local clock = false
+for i = 4, #ARGV, 2 do if ARGV[i] == '' then clock = true break end end
+if clock then
+  local taken = {}
+  local samples = redis.pcall('TS.RANGE', key, ms(first), ms(last))
+  if type(samples) == 'table' and samples.err then
+    if not string.find(samples.err, 'does not exist', 1, true) then return redis.error_reply(samples.err) end
+  else
+    for _, sample in ipairs(samples) do taken[sample[1]] = true end
+  end
+  for i = 4, #ARGV, 2 do if ARGV[i] ~= '' then taken[tonumber(ARGV[i])] = true end end
+  local t = first - 1
+  for i = 4, #ARGV, 2 do
+    if ARGV[i] == '' then
+      t = math.max(t + 1, first + (i - 4) / 2)
+      while taken[t] do t = t + 1 end
+      if t > last then return {-2} end
+      places[i] = t
+    end
+  end
+end
+local stored, conflicts = 0, {}
+for i = 4, #ARGV, 2 do
+  local reply = redis.pcall('TS.ADD', key, places[i] and ms(places[i]) or ARGV[i], ARGV[i + 1],
+                            'DUPLICATE_POLICY', 'BLOCK', 'ON_DUPLICATE', 'BLOCK',
+                            'LABELS', 'kind', 'reading', 'sensor', sensor)
+  if type(reply) == 'table' and reply.err then
+    if places[i] or not string.find(reply.err, 'DUPLICATE_POLICY', 1, true) then
+      return redis.error_reply(reply.err)
+    end
+    conflicts[#conflicts + 1] = ARGV[i]
+  else
+    stored = stored + 1
+  end
+end
+return {stored, conflicts}
+"""
+
+# Keep a verdict: mark an anomalous reading (ARGV[1] == '1') and write the detector state
+# ("field\nvalue\n...", empty when unchanged), atomically.
+VERDICT_SCRIPT = """
+if ARGV[1] == '1' then
+  local reply = redis.pcall('TS.ADD', KEYS[1], ARGV[2], ARGV[3], 'LABELS', 'kind', 'anomaly', 'sensor', ARGV[4])
+  if type(reply) == 'table' and reply.err then return redis.error_reply(reply.err) end
+end
+if ARGV[5] ~= '' then
+  local fields = {}
+  for item in string.gmatch(ARGV[5], '[^\\n]+') do fields[#fields + 1] = item end
+  redis.call('HSET', KEYS[2], unpack(fields))
+end
+return 1
+"""
+
+# A sensor's newest readings in a range, its total and its anomaly marks among them:
+# {total, "t v t v ...", "t t ..."}, or {} when the sensor has no readings yet.
+HISTORY_SCRIPT = """#!lua flags=no-writes
+local readings = redis.pcall('TS.REVRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+if type(readings) == 'table' and readings.err then
+  if string.find(readings.err, 'does not exist', 1, true) then return {} end
+  return redis.error_reply(readings.err)
+end
+local info, total = redis.call('TS.INFO', KEYS[1]), 0
+for i = 1, #info, 2 do
+  local name = info[i]
+  if type(name) == 'table' then name = name.ok end
+  if name == 'totalSamples' then total = info[i + 1] break end
+end
+local flat, marks = {}, {}
+for i, sample in ipairs(readings) do
+  local v = sample[2]
+  if type(v) == 'table' then v = v.ok end
+  flat[2 * i - 1], flat[2 * i] = string.format('%.0f', sample[1]), v
+end
+-- The newest `count` anomalies in the range cover every one among the readings.
+local anomalies = redis.pcall('TS.REVRANGE', KEYS[2], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+if type(anomalies) == 'table' and anomalies.err then
+  if not string.find(anomalies.err, 'does not exist', 1, true) then
+    return redis.error_reply(anomalies.err)
+  end
+else
+  for i, sample in ipairs(anomalies) do marks[i] = string.format('%.0f', sample[1]) end
+end
+return {total, table.concat(flat, ' '), table.concat(marks, ' ')}
+"""
+
+
+class _Script:
+    """A Lua script run by its SHA1; loaded again when Redis lost it (a restart). NOSCRIPT
+    means the script did not run at all, so running it again cannot store anything twice."""
+
+    def __init__(self, client: redis.Redis, source: str):
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, *keys_then_args, keys: int) -> object:
+        try:
+            return self.client.execute_command("EVALSHA", self.sha, keys, *keys_then_args)
+        except redis.exceptions.NoScriptError:
+            self.sha = self.client.script_load(self.source)
+            return self.client.execute_command("EVALSHA", self.sha, keys, *keys_then_args)
+
+
+def _state_text(state: dict[str, float]) -> str:
+    return "\n".join(f"{key}\n{float(value)!r}" for key, value in state.items())
 
 
 class ReadingStore:
     def __init__(self, client: redis.Redis):
         self.client = client
         self.ts = client.ts()
+        self._add = _Script(client, ADD_SCRIPT)
+        self._verdict = _Script(client, VERDICT_SCRIPT)
+        self._batch = _Script(client, BATCH_SCRIPT)
+        self._history = _Script(client, HISTORY_SCRIPT)
 
     def ping(self) -> bool:
         try:
@@ -105,106 +267,75 @@ class ReadingStore:
         except redis.RedisError:
             return False
 
-    def _add_commands(self, pipe, sensor: str, timestamp: int, value: float) -> None:
-        # CREATE fails harmlessly once the key exists. It is separate from ADD because
-        # redis-py 6 places ON_DUPLICATE after LABELS, where Redis reads it as a label.
-        # ON_DUPLICATE BLOCK also guards keys the replaced system created, policy unknown.
-        pipe.create(sensor, duplicate_policy="block", labels={"kind": "reading", "sensor": sensor})
-        pipe.add(sensor, timestamp, value, on_duplicate="block")
-
-    def _store_with(self, sensor: str, reading: Reading, extra) -> tuple[int, list]:
-        """Add the reading (plus the commands `extra` queues) in one MULTI/EXEC.
+    def _store(self, sensor: str, reading: Reading, size: int) -> list:
+        """Run ADD_SCRIPT: the reading stored (and, with `size`, its window and state).
 
         A server-clock reading whose millisecond is taken moves to the next free one, so
         concurrent readings are all kept; an explicit timestamp that is taken is a Conflict.
         """
-        timestamp = now_ms() if reading.timestamp is None else reading.timestamp
+        explicit = reading.timestamp is not None
+        timestamp = reading.timestamp if explicit else now_ms()
         with _answering_errors(sensor):
-            for _ in range(MAX_CLOCK_BUMPS):
-                pipe = self.ts.pipeline(transaction=True)
-                self._add_commands(pipe, sensor, timestamp, reading.value)
-                extra(pipe, timestamp)
-                created, added, *replies = pipe.execute(raise_on_error=False)
-                if not _is_duplicate(added):
-                    _raise_first_error([created], ignore=(EXISTS,))
-                    _raise_first_error([added, *replies])
-                    return timestamp, replies
-                if reading.timestamp is not None:
-                    raise Conflict(f"sensor {sensor!r} already has a reading at timestamp "
-                                   f"{timestamp}; it was not overwritten")
-                timestamp += 1
-        raise Unavailable("could not find a free millisecond for the reading; try again")
+            reply = self._add(sensor, detector_key(sensor), timestamp, repr(float(reading.value)),
+                              int(explicit), MAX_CLOCK_BUMPS, sensor, size, keys=2)
+        if reply[0] == -1:
+            raise Conflict(f"sensor {sensor!r} already has a reading at timestamp "
+                           f"{timestamp}; it was not overwritten")
+        if reply[0] == -2:
+            raise Unavailable("could not find a free millisecond for the reading; try again")
+        return reply
 
     def add(self, sensor: str, reading: Reading) -> int:
         """Store one reading; returns the timestamp it was stored at."""
-        timestamp, _ = self._store_with(sensor, reading, lambda pipe, ts: None)
-        return timestamp
+        return int(self._store(sensor, reading, 0)[0])
 
     def add_and_window(self, sensor: str, reading: Reading, size: int) -> StoredWindow:
         """Store a reading and read the `size` readings before it and the detector state."""
-
-        def window_and_state(pipe, timestamp: int) -> None:
-            # COUNT bounds the read: the cost stays flat however long the history grows.
-            pipe.revrange(sensor, "-", max(timestamp - 1, 0), count=size)
-            pipe.hgetall(detector_key(sensor))
-
-        timestamp, (window, state) = self._store_with(sensor, reading, window_and_state)
-        if timestamp == 0:  # nothing can come before the epoch's first millisecond
-            window = []
-        # The TimeSeries pipeline leaves HGETALL's reply flat: key, value, key, value...
-        pairs = zip(state[::2], state[1::2])
-        return StoredWindow(timestamp, [float(value) for _, value in window],
-                            {key.decode(): float(value) for key, value in pairs})
+        if size < 1:
+            raise ValueError(f"a window holds at least one reading, got size {size}")
+        timestamp, window, state = self._store(sensor, reading, size)
+        fields = state.decode().split("\n") if state else []
+        return StoredWindow(int(timestamp), [float(value) for value in window.split()],
+                            dict(zip(fields[::2], map(float, fields[1::2]))))
 
     def add_batch(self, sensor: str, readings: Sequence[Reading]) -> BatchResult:
-        """Store a batch in one round trip; server-clock readings end at the current ms."""
-        now = now_ms()
-        samples = [(sensor, now - len(readings) + 1 + i if r.timestamp is None else r.timestamp,
-                    r.value) for i, r in enumerate(readings)]
+        """Store a batch in one round trip, atomically: server-clock readings end at the
+        current millisecond (reading i of n at now - n + 1 + i) or move to the next free
+        one; explicit timestamps the sensor already has are reported, not stored. When the
+        server-clock readings cannot all be placed, nothing is stored (Unavailable)."""
+        args: list = []
+        for reading in readings:
+            args += ("" if reading.timestamp is None else reading.timestamp, repr(reading.value))
         with _answering_errors(sensor):
-            pipe = self.ts.pipeline(transaction=False)
-            pipe.create(sensor, duplicate_policy="block", labels={"kind": "reading", "sensor": sensor})
-            pipe.madd(samples)  # MADD never creates keys, hence the CREATE before it
-            created, replies = pipe.execute(raise_on_error=False)
-            _raise_first_error([created], ignore=(EXISTS,))
-            if isinstance(replies, redis.ResponseError):
-                raise replies
-        conflicts, stored = [], 0
-        for reading, reply in zip(readings, replies):
-            if not _is_duplicate(reply):
-                _raise_first_error([reply])
-                stored += 1
-            elif reading.timestamp is None:  # its millisecond was taken: move it on
-                self.add(sensor, reading)
-                stored += 1
-            else:
-                conflicts.append(reading.timestamp)
-        return BatchResult(stored, conflicts)
+            reply = self._batch(sensor, sensor, now_ms() - len(readings) + 1, MAX_CLOCK_BUMPS,
+                                *args, keys=1)
+        if reply[0] == -2:
+            raise Unavailable("could not find free milliseconds for the batch's readings "
+                              "without timestamps; nothing was stored, try again")
+        return BatchResult(int(reply[0]), [int(t) for t in reply[1]])
 
     def history(self, sensor: str, query: HistoryQuery) -> History:
         with _answering_errors(sensor):
-            pipe = self.ts.pipeline(transaction=False)
-            pipe.revrange(sensor, query.start, query.end, count=query.count)
-            pipe.info(sensor)
-            # The newest `count` anomalies in the range cover every one among the readings.
-            pipe.revrange(anomalies_key(sensor), query.start, query.end, count=query.count)
-            readings, info, anomalies = pipe.execute(raise_on_error=False)
-            _raise_first_error([readings, info, anomalies], ignore=(MISSING,))
-        if isinstance(info, redis.ResponseError):  # no such sensor yet
+            reply = self._history(sensor, anomalies_key(sensor), query.start, query.end,
+                                  query.count, keys=2)
+        if not reply:  # no such sensor yet
             return History(0, [], set())
-        marks = set() if isinstance(anomalies, redis.ResponseError) else {t for t, _ in anomalies}
-        return History(int(info.total_samples), [(int(t), float(v)) for t, v in readings], marks)
+        total, readings, marks = reply
+        flat = readings.split()
+        return History(int(total), list(zip(map(int, flat[::2]), map(float, flat[1::2]))),
+                       set(map(int, marks.split())))
 
     def record_verdict(self, sensor: str, timestamp: int, value: float, anomaly: bool,
                        old_state: dict[str, float], new_state: dict[str, float]) -> None:
-        """Mark an anomalous reading and keep the detector's updated state."""
-        if not anomaly and new_state == old_state:
+        """Mark an anomalous reading and keep the detector's updated state, atomically.
+
+        Only the fields that changed are written: the hash ends up the same, and a reading
+        costs Redis (and the append-only file) a few fields, not the whole state.
+        """
+        changed = {field: number for field, number in new_state.items()
+                   if field not in old_state or old_state[field] != number}
+        if not anomaly and not changed:
             return
         with _answering_errors(sensor):
-            pipe = self.ts.pipeline(transaction=True)
-            if anomaly:
-                pipe.add(anomalies_key(sensor), timestamp, value,
-                         labels={"kind": "anomaly", "sensor": sensor})
-            if new_state != old_state:
-                pipe.hset(detector_key(sensor), mapping={k: repr(float(v)) for k, v in new_state.items()})
-            pipe.execute()
+            self._verdict(anomalies_key(sensor), detector_key(sensor), int(anomaly), timestamp,
+                          repr(float(value)), sensor, _state_text(changed), keys=2)

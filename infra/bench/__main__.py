@@ -1,0 +1,346 @@
+"""`python -m infra.bench` (`make bench`): how fast the local stack is, measured end to end.
+
+    python -m infra.bench [--seconds 10] [--connections 16] [--big 1000000] [--quick]
+
+Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
+(`python -m infra.local`, one worker per core) on free ports in a temporary folder, then:
+1. batch ingestion: a 1,000,000-reading sensor loaded through `nuevo` in POSTs of 10,000
+   readings (4 concurrent clients, bodies encoded before the clock starts);
+2. `detectar`, `nuevo` and `listar` with wrk (16 connections, --seconds each) on a sensor
+   with 20 readings and on the 1,000,000-reading one: requests/s, p50/p99 latency,
+   non-2xx answers, and the CPU time each process spent per request (/proc);
+3. the same writes with `appendfsync everysec`, for the cost of fsync-per-write;
+4. the embedded engine alone (µs per window) and the TF Serving client's cost per call
+   against the local TF-Serving-compatible server (tests/support/tfserving_server.py);
+5. memory (RSS, PSS) of every process.
+Writes infra/bench/results/latest.json and the table into infra/bench/RESULTS.md (between
+its `bench:begin`/`bench:end` markers; the notes around them are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+from infra.local.gateway import cpu_count
+from infra.local.redis_server import REPO_ROOT, free_port
+
+from . import report
+from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib
+from .wrk import WrkMissing, WrkResult, ensure_wrk, run
+
+HERE = Path(__file__).resolve().parent
+REFERENCE_MODEL = Path(os.environ.get("REFERENCE_MODEL_DIR") or REPO_ROOT.parent / "shared" /
+                       "reference-model") / "modelo"
+WRK_THREADS = 2
+HOUR_MS = 3_600_000
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent wrk clients")
+    parser.add_argument("--big", type=int, default=1_000_000, help="readings of the big sensor")
+    parser.add_argument("--batch", type=int, default=10_000, help="readings per ingestion POST")
+    parser.add_argument("--workers", type=int, default=0, help="gateway workers (default: one per core)")
+    parser.add_argument("--threads", type=int, default=0, help="threads per gateway worker")
+    parser.add_argument("--no-everysec", action="store_true", help="skip the appendfsync everysec runs")
+    parser.add_argument("--no-install", action="store_true", help="never install wrk with apt")
+    parser.add_argument("--only", default="detectar,nuevo,listar",
+                        help="the functions to load with wrk (comma-separated)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 3 s per run, a 100,000-reading big sensor")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--markdown", type=Path, default=HERE / "RESULTS.md",
+                        help="where the table goes ('-': nowhere)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.big = min(args.seconds, 3.0), min(args.big, 100_000)
+    return args
+
+
+class Clock:
+    """Hands out timestamps no run has used: every write of the benchmark is accepted."""
+
+    def __init__(self, start: int):
+        self.next = start
+
+    def take(self, count: int) -> int:
+        first, self.next = self.next, self.next + count
+        return first
+
+
+def post_batches(stack: Stack, sensor: str, count: int, batch: int, first: int,
+                 clients: int = 4) -> dict[str, Any]:
+    """Load `count` readings, `batch` per POST; bodies are encoded before timing."""
+    rng = random.Random(7)
+    bodies = []
+    for start in range(0, count, batch):
+        n = min(batch, count - start)
+        readings = [{"dato": round(20 + 5 * rng.random(), 2), "timestamp": first + start + i}
+                    for i in range(n)]
+        bodies.append(json.dumps({"sensor": sensor, "readings": readings}).encode())
+    url = stack.url("/function/nuevo?format=json")
+    sessions: dict[int, requests.Session] = {}
+
+    def send(body: bytes) -> int:
+        session = sessions.setdefault(threading.get_ident(), requests.Session())
+        answer = session.post(url, data=body, headers={"Content-Type": "application/json"},
+                              timeout=120)
+        if answer.status_code != 200:
+            raise RuntimeError(f"batch POST answered {answer.status_code}: {answer.text[:300]}")
+        return answer.json()["stored"]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        stored = sum(pool.map(send, bodies))
+    elapsed = time.perf_counter() - started
+    for session in sessions.values():
+        session.close()
+    if stored != count:
+        raise RuntimeError(f"{stored} of {count} readings stored")
+    return {"readings": count, "batch": batch, "clients": clients, "seconds": round(elapsed, 2),
+            "readings_per_s": round(count / elapsed)}
+
+
+def total_of(stack: Stack, sensor: str) -> int:
+    answer = requests.get(stack.url("/function/listar"),
+                          params={"sensor": sensor, "count": 1, "format": "json"}, timeout=30)
+    answer.raise_for_status()
+    return answer.json()["total"]
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process' finished children (each wrk run, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_run(stack: Stack, wrk: str, args: argparse.Namespace, function: str, sensor: str,
+             clock: Clock | None) -> dict[str, Any]:
+    """One wrk run, with the CPU time every process of the stack spent on it."""
+    if function == "listar":
+        path = f"/function/listar?sensor={sensor}&count=20&format=json"
+    else:
+        path = f"/function/{function}?sensor={sensor}&dato=21.5&format=json"
+    first = None
+    if clock is not None:
+        # Enough timestamps for any rate wrk can reach in this run (20,000 requests/s).
+        first = clock.take(int(args.seconds * 20_000 * WRK_THREADS) + 10)
+    processes = stack.processes()
+    before = {role: cpu_seconds(pid) for role, pid in processes.items()}
+    machine_before, wrk_before = machine_busy_seconds(), children_cpu_seconds()
+    started = time.monotonic()
+    result: WrkResult = run(wrk, stack.base, path, seconds=args.seconds,
+                            connections=args.connections, threads=WRK_THREADS,
+                            first_timestamp=first)
+    elapsed = time.monotonic() - started
+    spent = {role: cpu_seconds(pid) - before[role] for role, pid in processes.items()}
+    wrk_cpu = children_cpu_seconds() - wrk_before
+    # What the rest of the machine used meanwhile (other people's jobs on a shared host):
+    # figures measured while it is high are lower than the stack can do.
+    others = machine_busy_seconds() - machine_before - sum(spent.values()) - wrk_cpu
+    per_request = lambda seconds: round(seconds * 1e6 / max(result.requests, 1), 1)  # noqa: E731
+    gateway = sum(v for role, v in spent.items() if role.startswith("gateway"))
+    return {
+        "function": function, "sensor": sensor, "requests": result.requests,
+        "rate": round(result.rate, 1), "p50_ms": result.p50_ms, "p90_ms": result.p90_ms,
+        "p99_ms": result.p99_ms, "p999_ms": result.p999_ms, "max_ms": result.max_ms,
+        "non_2xx": result.non_2xx, "socket_errors": result.socket_errors,
+        "wrk_cpu_us_per_request": per_request(wrk_cpu),
+        "other_processes_cpu_pct": round(max(others, 0.0) / (elapsed * cpu_count()) * 100, 1),
+        "cpu_us_per_request": {"gateway": per_request(gateway),
+                               "redis": per_request(spent.get("redis-server", 0.0))},
+    }
+
+
+def warm_up(stack: Stack, wrk: str, args: argparse.Namespace, function: str, clock: Clock) -> None:
+    """One unmeasured second of the same load on a sensor of its own: every worker has its
+    Redis connections and its code paths warm before the clock starts."""
+    sensor = "bench-warm-up"
+    path = (f"/function/listar?sensor={sensor}&count=20&format=json" if function == "listar"
+            else f"/function/{function}?sensor={sensor}&dato=21.5&format=json")
+    first = None if function == "listar" else clock.take(20_000 * WRK_THREADS + 10)
+    run(wrk, stack.base, path, seconds=1, connections=args.connections, threads=WRK_THREADS,
+        first_timestamp=first)
+
+
+def http_runs(stack: Stack, wrk: str, args: argparse.Namespace, sensors: dict[str, str],
+              clock: Clock, functions: tuple[str, ...]) -> list[dict[str, Any]]:
+    runs = []
+    for function in functions:
+        warm_up(stack, wrk, args, function, clock)
+        for size, sensor in sensors.items():
+            print(f"  {function:8s} on the {size} sensor ...", end=" ", flush=True)
+            outcome = load_run(stack, wrk, args, function, sensor,
+                               None if function == "listar" else clock)
+            outcome["size"] = size
+            print(f"{outcome['rate']:8.0f} requests/s, p50 {outcome['p50_ms']} ms, "
+                  f"p99 {outcome['p99_ms']} ms, non-2xx {outcome['non_2xx']}, other processes "
+                  f"{outcome['other_processes_cpu_pct']}% of the machine", flush=True)
+            runs.append(outcome)
+    return runs
+
+
+def small_sensor(stack: Stack, name: str, clock: Clock) -> str:
+    post_batches(stack, name, 20, 20, clock.take(20), clients=1)
+    return name
+
+
+def engine_figures() -> list[dict[str, Any]]:
+    """µs per window of the embedded engine alone (batch of one, as detectar calls it)."""
+    from shared.serving.description import load_description, resolve_version_dir
+    from shared.serving.engine import EmbeddedModel
+
+    figures = []
+    for label, path in (("shipped (models/modelo)", REPO_ROOT / "models" / "modelo"),
+                        ("replaced system's (reference-model)", REFERENCE_MODEL)):
+        if not path.is_dir():
+            figures.append({"model": label, "path": str(path), "missing": True})
+            continue
+        version = resolve_version_dir(path)
+        description = load_description(version)
+        model = EmbeddedModel.load(version, description)
+        window = np.random.default_rng(1).normal(20, 2, (1, *model.input_shape)).astype(np.float32)
+        for _ in range(200):
+            model.predict(window)
+        samples = []
+        for _ in range(7):
+            count = 2000
+            started = time.perf_counter()
+            for _ in range(count):
+                model.predict(window)
+            samples.append((time.perf_counter() - started) / count * 1e6)
+        layers = ", ".join(f"{spec['type']}({spec.get('units', spec.get('n', ''))})"
+                           for spec in description.layers)
+        figures.append({"model": label, "path": str(path), "layers": layers,
+                        "us_per_window": round(statistics.median(samples), 1),
+                        "us_per_window_best": round(min(samples), 1)})
+    return figures
+
+
+def tfserving_figures(engine: list[dict[str, Any]]) -> dict[str, Any]:
+    """The TF Serving REST client's cost per call against the local test server."""
+    from shared.serving.tfserving import TFServingClient
+
+    model_dir = REPO_ROOT / "models" / "modelo"
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.tfserving_server", "--model-dir", str(model_dir),
+         "--port", str(port)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        server.stdout.readline()  # "serving ... at ..." once it listens
+        client = TFServingClient(f"http://127.0.0.1:{port}", "modelo", 5.0)
+        from shared.serving.description import load_description, resolve_version_dir
+        window_size = load_description(resolve_version_dir(model_dir)).window
+        window = np.random.default_rng(1).normal(20, 2, (1, window_size, 1)).astype(np.float32)
+        for _ in range(100):
+            client.predict(window)
+        count = 2000
+        cpu, started = time.process_time(), time.perf_counter()
+        for _ in range(count):
+            client.predict(window)
+        wall = (time.perf_counter() - started) / count * 1e6
+        cpu = (time.process_time() - cpu) / count * 1e6
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    embedded = next((e["us_per_window"] for e in engine if e.get("us_per_window")), 0.0)
+    return {"server": "tests/support/tfserving_server.py (models/modelo)", "calls": count,
+            "us_per_call": round(wall, 1), "client_cpu_us_per_call": round(cpu, 1),
+            "overhead_us_per_call": round(wall - embedded, 1)}
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+                 platform.processor())
+    return {"cores": cpu_count(), "cpu": model, "python": platform.python_version(),
+            "load_average_at_start": list(os.getloadavg()),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        wrk = ensure_wrk(install=not args.no_install)
+    except WrkMissing as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {"machine": machine(), "settings": {
+        "seconds_per_run": args.seconds, "connections": args.connections,
+        "wrk_threads": WRK_THREADS, "big_sensor_readings": args.big,
+        "gateway_workers": args.workers or None, "gateway_threads": args.threads or None}}
+    print(f"{results['machine']['cores']} cores ({results['machine']['cpu']}), load average "
+          f"{results['machine']['load_average_at_start'][0]:.2f} at the start", flush=True)
+    # Timestamps in the past, beyond anything the runs can reach: the big sensor's history
+    # ends 6 hours ago, every later write comes after it.
+    clock = Clock(int(time.time() * 1000) - 6 * HOUR_MS)
+    with tempfile.TemporaryDirectory(prefix="anomalias-bench-") as folder:
+        stack_options = {"workers": args.workers or None, "threads": args.threads or None}
+        with Stack(Path(folder), fsync="always", **stack_options) as stack:
+            print(f"stack: gateway {stack.base}, processes {stack.processes()}", flush=True)
+            results["settings"].update(stack.gateway_settings())
+            print(f"batch ingestion: {args.big:,} readings through nuevo ...", end=" ", flush=True)
+            ingestion = post_batches(stack, "bench-big", args.big, args.batch,
+                                     clock.take(args.big))
+            print(f"{ingestion['readings_per_s']:,} readings/s", flush=True)
+            results["ingestion"] = ingestion
+            results["big_total_at_start"] = total_of(stack, "bench-big")
+            sensors = {"20-reading": "", f"{args.big:,}-reading": "bench-big"}
+            runs = []
+            for function in args.only.split(","):
+                sensors["20-reading"] = small_sensor(stack, f"bench-small-{function}", clock)
+                runs += http_runs(stack, wrk, args, sensors, clock, (function,))
+            results["http"] = runs
+            results["memory_mib"] = {role: memory_mib(pid) for role, pid in stack.processes().items()}
+            # The append-only folder: base (RDB preamble after a rewrite) + incremental files.
+            results["aof_mib"] = round(sum(f.stat().st_size for f in
+                                           (Path(folder) / "redis-always").rglob("appendonly*")
+                                           if f.is_file()) / 2**20, 1)
+        if not args.no_everysec:
+            print("appendfsync everysec (for comparison; the default stays always):", flush=True)
+            with Stack(Path(folder), fsync="everysec", **stack_options) as stack:
+                sensors = {}
+                everysec = []
+                for function in [f for f in args.only.split(",") if f != "listar"]:
+                    sensors = {"20-reading": small_sensor(stack, f"bench-small-{function}", clock)}
+                    everysec += http_runs(stack, wrk, args, sensors, clock, (function,))
+                results["everysec"] = everysec
+    print("embedded engine ...", flush=True)
+    results["engine"] = engine_figures()
+    print("TF Serving client against the local test server ...", flush=True)
+    results["tfserving"] = tfserving_figures(results["engine"])
+    table = report.markdown(results)
+    print()
+    print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nfigures: {args.json}")
+    if str(args.markdown) != "-":
+        report.write_markdown(args.markdown, table)
+        print(f"table:   {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
