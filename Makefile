@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export NAB_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/nab)
 export REFERENCE_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/reference-model)
 
-.PHONY: up test train evaluate bench deploy down clean
+.PHONY: up test train evaluate simulate bench deploy down clean
 
 $(VENV)/.local: requirements/local.txt shared/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,11 @@ train: $(VENV)/.dev         ## retrain the model into models/modelo/
 evaluate: $(VENV)/.dev      ## stream the NAB series through detectar and score it
 	$(PY) -m models.evaluate $(ARGS)
 
+simulate: $(VENV)/.local    ## sensors with injected anomalies -> detectar -> report (needs make up)
+	$(PY) -m infra.simulator $(ARGS)
+
 bench: $(VENV)/.dev         ## throughput and latency of the local stack
-	$(PY) -m bench $(ARGS)
+	$(PY) -m infra.bench $(ARGS)
 
 deploy:                     ## Docker Swarm + OpenFaaS (needs a Docker engine and faas-cli)
 	infra/deploy.sh

@@ -190,9 +190,10 @@ export_config_versions() {
     GRAFANA_DATASOURCES_VERSION="$(config_version "$INFRA/grafana/provisioning/datasources/anomalias.yml")"
     GRAFANA_DASHBOARD_PROVIDER_VERSION="$(config_version "$INFRA/grafana/provisioning/dashboards/anomalias.yml")"
     GRAFANA_DASHBOARD_VERSION="$(config_version "$INFRA/grafana/dashboards/anomalias.json")"
+    MOSQUITTO_CONF_VERSION="$(config_version "$SWARM_DIR/mosquitto/mosquitto.conf")"
     export PROMETHEUS_CONFIG_VERSION PROMETHEUS_RULES_VERSION ALERTMANAGER_CONFIG_VERSION \
         REDIS_CONF_VERSION GRAFANA_DATASOURCES_VERSION GRAFANA_DASHBOARD_PROVIDER_VERSION \
-        GRAFANA_DASHBOARD_VERSION
+        GRAFANA_DASHBOARD_VERSION MOSQUITTO_CONF_VERSION
 }
 
 # --- waiting -----------------------------------------------------------------------------------------
@@ -245,8 +246,11 @@ main() {
 
     say "deploying stack data (Redis, TF Serving, Grafana, visualizer) from infra/swarm/data.yml"
     docker stack deploy --prune -c "$SWARM_DIR/data.yml" data
+    say "deploying stack mqtt (Mosquitto, OpenFaaS mqtt-connector) from infra/swarm/mqtt.yml"
+    docker stack deploy --prune -c "$SWARM_DIR/mqtt.yml" mqtt
     wait_stack func
     wait_stack data
+    wait_stack mqtt
 
     cd "$ROOT"
     if [ ! -d template/python3-http ]; then

@@ -6,6 +6,7 @@ Every failure is answered here in the caller's format; a traceback goes to the l
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from typing import Any
@@ -25,6 +26,14 @@ def _token(headers: Any) -> str:
     bearer = headers.get("Authorization") or ""
     if bearer[:7].lower() == "bearer ":
         return bearer[7:].strip()
+    if bearer[:6].lower() == "basic ":
+        # The token as the password of Basic auth, any user: what an event connector sends
+        # when its gateway URL is http://<user>:<token>@gateway:8080 (it cannot add headers).
+        try:
+            decoded = base64.b64decode(bearer[6:].strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[2]
     return (headers.get("X-Api-Token") or "").strip()
 
 
@@ -53,7 +62,8 @@ def serve(event: Any, context: Any, action: Action, services: Services = SERVICE
     as_json = render.wants_json(event.query, event.headers)
     try:
         _check(event, action, services)
-        result = action.run(merged_params(event.query, event.body or b""), services, host)
+        result = action.run(merged_params(event.query, event.body or b"", event.headers),
+                            services, host)
     except ApiError as exc:
         return _failure(exc.status, exc.message, as_json, host)
     except StoredButNotJudged as exc:

@@ -1,8 +1,10 @@
 """Turn a python3-http event into typed, validated parameters.
 
 Parameters come from the query string or from a JSON body (POST); a body that is a bare
-number is taken as `dato` (what `echo 25.4 | faas-cli invoke nuevo` sends). Every check
-happens here, before anything is stored, so bad input never reaches Redis.
+number is taken as `dato` (what `echo 25.4 | faas-cli invoke nuevo` sends). An event
+connector's call (MQTT) names its topic in `X-Topic`; a topic `<area>/<sensor>/<measure>`
+gives the sensor when the parameters name none. Every check happens here, before anything
+is stored, so bad input never reaches Redis.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from .config import DEFAULT_SENSOR
@@ -26,6 +28,8 @@ MAX_DATO_CHARS = 64
 DATO_LIMIT = 1e9  # far beyond any temperature; keeps model arithmetic finite
 MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000  # clock skew we accept from a sensor
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TOPIC_HEADER = "X-Topic"  # set by the OpenFaaS event connectors (connector-sdk)
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,34 @@ def parse_body(body: bytes) -> dict[str, Any]:
     raise BadRequest("body must be a JSON object or a number")
 
 
-def merged_params(query: Any, body: bytes) -> dict[str, Any]:
-    """Query-string parameters, overridden by those of a JSON body."""
+def topic_sensor(topic: str | None) -> str | None:
+    """The sensor an event connector's topic names, or None when it names none.
+
+    The OpenFaaS connectors (connector-sdk) send the topic a message arrived on in the
+    `X-Topic` header. A topic of three levels `<area>/<sensor>/<measure>` names its sensor
+    in the middle level (`planta/horno-1/temperatura`); any other (`planta/temperatura`)
+    names none. A middle level that is no valid sensor id is refused like a bad `sensor`.
+    """
+    if not topic:
+        return None
+    levels = topic.split("/")
+    if len(levels) != 3:
+        return None
+    if not SENSOR_RE.fullmatch(levels[1]):
+        raise BadRequest(f"topic {topic[:200]!r} does not name a valid sensor: its middle level "
+                         "must be 1 to 64 letters, digits or . _ : -")
+    return levels[1]
+
+
+def merged_params(query: Any, body: bytes, headers: Any = None) -> dict[str, Any]:
+    """Query-string parameters, overridden by those of a JSON body; the sensor of the
+    `X-Topic` header (an event connector's call) when neither names one."""
     params: dict[str, Any] = {key: query.get(key) for key in query.keys()}
     params.update(parse_body(body))
+    if headers is not None and params.get("sensor") in (None, ""):
+        sensor = topic_sensor(headers.get(TOPIC_HEADER))
+        if sensor is not None:
+            params["sensor"] = sensor
     return params
 
 
@@ -121,7 +149,8 @@ def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
                              "e.g. 2024-01-31T12:00:00Z") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        millis = int(moment.timestamp() * 1000) if moment.year > 1969 else -1
+        # Integer arithmetic: moment.timestamp() * 1000 is a float, 1 ms early for some times.
+        millis = (moment - EPOCH) // timedelta(milliseconds=1) if moment.year > 1969 else -1
     else:
         raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
     if not 0 <= millis <= MAX_TIMESTAMP_MS:

@@ -1,10 +1,18 @@
 """`make up`: Redis Stack, the model and the three functions on one machine, no Docker.
 
-    python -m infra.local [--port 8080] [--data-dir data/redis]
+    python -m infra.local [--port 8080] [--data-dir data/redis] [--workers N] [--threads T]
 
 Starts a real redis-server with RedisTimeSeries (append-only, data kept in --data-dir)
 unless REDIS_HOST names another one, loads the model, and serves the gateway's routes on
-http://127.0.0.1:8080 until Ctrl-C, which stops everything cleanly.
+http://127.0.0.1:8080 until Ctrl-C, which stops everything cleanly. With MQTT_BROKER set
+(e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
+functions whose `topic` annotation names its topic, as OpenFaaS's mqtt-connector does
+(infra/local/mqtt.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
+
+The gateway runs in --workers processes (GATEWAY_WORKERS, default two per core: a worker
+waits on Redis half the time) sharing one listening socket, each with --threads request
+threads (GATEWAY_THREADS, default 4 as the template's waitress: more threads in one process
+mostly contend for its GIL). infra/bench/RESULTS.md has the measurements.
 """
 
 from __future__ import annotations
@@ -16,14 +24,13 @@ import signal
 import sys
 from pathlib import Path
 
-import waitress
-
 from shared.config import ConfigError, load_settings
 from shared.errors import ApiError
 from shared.services import SERVICES
 
-from .functions import load_functions
-from .gateway import Gateway
+from .functions import STACK_FILE, load_functions
+from .gateway import Gateway, cpu_count, listen, serve
+from .mqtt import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from .redis_server import REPO_ROOT, RedisServer
 
 log = logging.getLogger("infra.local")
@@ -35,7 +42,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "redis")
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("LOCAL_REDIS_PORT", 6379)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("GATEWAY_THREADS", 16)))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("GATEWAY_THREADS") or 4),
+                        help="request threads per worker process (default 4)")
+    parser.add_argument("--workers", type=int,
+                        default=int(os.environ.get("GATEWAY_WORKERS") or 0) or 2 * cpu_count(),
+                        help="gateway worker processes (default: two per core)")
+    parser.add_argument("--stack-file", type=Path,
+                        default=Path(os.environ.get("STACK_FILE") or STACK_FILE),
+                        help="the faas-cli stack file whose functions are served (default stack.yml)")
     return parser.parse_args(argv)
 
 
@@ -49,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _stop_on_sigterm()
-    server = None
+    server = bridge = None
     if not os.environ.get("REDIS_HOST"):
         server = RedisServer(args.data_dir, port=args.redis_port).start()
         os.environ.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(server.port))
@@ -58,18 +72,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         SERVICES.detector  # load the model now: a broken one stops the start, not a request
-        gateway = Gateway(load_functions(), ready=SERVICES.store.ping,
+        sock = listen(args.host, args.port)
+        args.port = sock.getsockname()[1]  # the one the system chose for --port 0
+        gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.store.ping,
                           max_body_bytes=settings.max_body_bytes)
         log.info("functions %s on http://%s:%d/function/<name>  (engine: %s)",
                  ", ".join(gateway.functions), args.host, args.port, SERVICES.detector.predictor.name)
-        waitress.serve(gateway, host=args.host, port=args.port, threads=args.threads,
-                       max_request_body_size=settings.max_body_bytes + 1, ident="anomalias")
-    except (ConfigError, ApiError) as exc:
+        own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        bridge = bridge_from_env(os.environ, f"http://{own_host}:{args.port}",
+                                 topics_of(gateway.functions.values()), settings.api_token,
+                                 default_client_id(args.port))
+        serve(gateway, sock, workers=args.workers, on_ready=bridge.start if bridge else None,
+              threads=args.threads, max_request_body_size=settings.max_body_bytes + 1,
+              ident="anomalias")
+    except (ConfigError, ApiError, BridgeConfigError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except OSError as exc:  # e.g. the port is taken
         log.error("cannot start: %s", exc)
         return 2
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
+        if bridge:
+            bridge.stop()
         if server:
             server.stop()
     return 0

@@ -1,0 +1,170 @@
+"""How readings reach the platform: the gateway over HTTP, or an MQTT broker.
+
+- `detectar`: one call per reading, `POST /function/detectar?format=json`; the answer is
+  the verdict. With `asynchronous`, `POST /async-function/detectar` (the gateway answers
+  202 and the queue worker calls detectar later; Swarm only);
+- `nuevo`: batches `{"sensor", "readings": [...]}` to `/function/nuevo`: stored, not judged;
+- `mqtt`: one message per reading to the broker, for the mqtt-connector (Swarm) or the
+  local bridge (`make up` with MQTT_BROKER) to hand to detectar.
+Where the answer is not the verdict (async, MQTT), `listar` reads the verdicts back: it
+lists every stored reading with `anomaly` true where detectar flagged it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import requests
+
+LIST_PAGE = 10_000  # listar's default LIST_MAX_COUNT
+
+
+class TransportError(RuntimeError):
+    """The target cannot be reached or keeps refusing: the run stops."""
+
+
+@dataclass
+class Tally:
+    """What the target answered, per HTTP status ('error' when there was no answer)."""
+
+    statuses: Counter = field(default_factory=Counter)
+    accepted: int = 0
+    refused: int = 0
+    consecutive_errors: int = 0
+
+    def count(self, status: int | None, readings: int = 1, ok: Iterable[int] = (200,)) -> bool:
+        self.statuses["error" if status is None else str(status)] += readings
+        if status in tuple(ok):
+            self.accepted += readings
+            self.consecutive_errors = 0
+            return True
+        self.refused += readings
+        self.consecutive_errors = self.consecutive_errors + 1 if status is None else 0
+        if self.consecutive_errors >= 10:
+            raise TransportError("the target did not answer 10 times in a row; stopping")
+        return False
+
+
+class Gateway:
+    """The OpenFaaS gateway (or the local stand-in) at `base_url`."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 70.0):
+        self.base = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.timeout_s = timeout_s
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def _post(self, path: str, body: Any) -> requests.Response | None:
+        try:
+            return self.http.post(f"{self.base}{path}", params={"format": "json"},
+                                  data=json.dumps(body), timeout=self.timeout_s,
+                                  headers={"Content-Type": "application/json"})
+        except requests.RequestException:
+            return None
+
+    def detectar(self, sensor: str, timestamp: int, value: float) -> tuple[int | None, bool | None]:
+        """(status, anomaly) of one reading."""
+        answer = self._post("/function/detectar", {"sensor": sensor, "dato": value,
+                                                   "timestamp": timestamp})
+        if answer is None:
+            return None, None
+        verdict = None
+        if answer.status_code == 200:
+            try:
+                verdict = answer.json().get("anomaly")
+            except ValueError:
+                verdict = None
+        return answer.status_code, verdict
+
+    def detectar_async(self, sensor: str, timestamp: int, value: float) -> int | None:
+        answer = self._post("/async-function/detectar", {"sensor": sensor, "dato": value,
+                                                         "timestamp": timestamp})
+        if answer is not None and answer.status_code == 404:
+            raise TransportError(f"{self.base}/async-function/detectar is not found (the local "
+                                 "stand-in has no async route; async needs the Swarm gateway)")
+        return None if answer is None else answer.status_code
+
+    def nuevo_batch(self, sensor: str, readings: list[tuple[int, float]]) -> int | None:
+        answer = self._post("/function/nuevo", {"sensor": sensor, "readings": [
+            {"dato": value, "timestamp": timestamp} for timestamp, value in readings]})
+        return None if answer is None else answer.status_code
+
+    def listar(self, sensor: str, start: int, end: int, count: int = LIST_PAGE) -> dict:
+        try:
+            answer = self.http.get(f"{self.base}/function/listar", timeout=self.timeout_s, params={
+                "sensor": sensor, "from": start, "to": end, "count": count, "format": "json"})
+        except requests.RequestException as exc:
+            raise TransportError(f"listar failed: {exc}") from exc
+        if answer.status_code != 200:
+            raise TransportError(f"listar answered {answer.status_code}: {answer.text[:200]}")
+        return answer.json()
+
+    def stored(self, sensor: str, start: int, end: int) -> dict[int, bool]:
+        """timestamp -> anomaly flag of every stored reading of `sensor` in [start, end]."""
+        found: dict[int, bool] = {}
+        while start <= end:
+            page = self.listar(sensor, start, end)
+            for reading in page["readings"]:
+                found[int(reading["timestamp"])] = bool(reading["anomaly"])
+            if len(page["readings"]) < LIST_PAGE:
+                break
+            end = min(found) - 1  # newest first: the next page is older
+        return found
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class MqttPublisher:
+    """Publishes readings to `topic` (which may hold `{sensor}`), QoS 1 by default."""
+
+    def __init__(self, broker_url: str, topic: str, qos: int = 1):
+        import paho.mqtt.client as mqtt
+
+        from infra.local.mqtt import parse_broker
+
+        self.broker = parse_broker(broker_url)
+        self.topic = topic
+        self.per_sensor = "{sensor}" in topic
+        self.qos = qos
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.pending: list = []
+
+    def connect(self, timeout_s: float = 10.0) -> "MqttPublisher":
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise TransportError(f"cannot reach the MQTT broker {self.broker}: {exc}") from exc
+                time.sleep(0.2)
+        self.client.loop_start()
+        return self
+
+    def publish(self, sensor: str, timestamp: int, value: float) -> None:
+        payload: dict[str, Any] = {"dato": value, "timestamp": timestamp}
+        if not self.per_sensor:
+            payload["sensor"] = sensor  # the shared topic names no sensor: the payload does
+        info = self.client.publish(self.topic.format(sensor=sensor), json.dumps(payload), qos=self.qos)
+        self.pending.append(info)
+        if len(self.pending) >= 1000:
+            self.flush()
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        for info in self.pending:
+            info.wait_for_publish(timeout=timeout_s)
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,216 @@
+"""MQTT triggers: real messages through a real broker to the local stack, found in Redis.
+
+The broker is amqtt on a free port; the stack is `python -m infra.local` with MQTT_BROKER
+set, over a copy of stack.yml that gives nuevo and detectar `topic` annotations, and with
+an API token, so the connector's way of carrying it (Basic auth) is exercised too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from werkzeug.datastructures import Headers, MultiDict
+
+from infra.local.functions import STACK_FILE
+from infra.local.mqtt import (BridgeConfigError, MqttBridge, basic_token_header, parse_broker,
+                              topic_map)
+from shared.endpoint import _token
+from shared.errors import BadRequest
+from shared.params import merged_params, topic_sensor
+from tests.support.mqtt_broker import MqttBroker, publish
+from tests.support.stack import LocalStack
+
+TOKEN = "s3cret-token-for-the-mqtt-tests"
+ANNOTATIONS = {
+    "detectar": "planta/temperatura, planta/horno-1/temperatura,planta/horno-2/temperatura,"
+                "planta/bad sensor!/temperatura",
+    "nuevo": "planta/lecturas,planta/horno-1/lecturas",
+}
+DAY_MS = 24 * 3600 * 1000
+
+
+# --- the topic rules, without a broker ------------------------------------------------------
+def test_the_sensor_is_the_middle_level_of_a_three_level_topic():
+    assert topic_sensor("planta/horno-1/temperatura") == "horno-1"
+    assert topic_sensor("planta/linea_2.b:3/lecturas") == "linea_2.b:3"
+    assert topic_sensor("planta/temperatura") is None
+    assert topic_sensor("a/b/c/d") is None
+    assert topic_sensor("") is None and topic_sensor(None) is None
+    for bad in ("planta/bad sensor/temperatura", "planta//temperatura", f"planta/{'x' * 65}/t"):
+        with pytest.raises(BadRequest):
+            topic_sensor(bad)
+
+
+def test_the_payload_names_the_sensor_before_the_topic_does():
+    topic = Headers({"X-Topic": "planta/horno-1/temperatura"})
+    assert merged_params(MultiDict(), b"25.5", topic) == {"dato": 25.5, "sensor": "horno-1"}
+    named = merged_params(MultiDict(), b'{"dato": 1, "sensor": "horno-3"}', topic)
+    assert named["sensor"] == "horno-3"
+    assert merged_params(MultiDict({"sensor": "q"}), b"1", topic)["sensor"] == "q"
+    assert "sensor" not in merged_params(MultiDict(), b"1", Headers({"X-Topic": "planta/t"}))
+    assert "sensor" not in merged_params(MultiDict(), b"1")  # plain HTTP calls are unchanged
+
+
+def test_topics_match_annotations_exactly_as_connector_sdk_does():
+    topics = topic_map({"detectar": {"topic": " planta/a/temperatura , planta/+/temperatura"},
+                        "nuevo": {"topic": "planta/a/temperatura"}, "listar": {}})
+    assert topics == {"planta/a/temperatura": ["detectar", "nuevo"],
+                      "planta/+/temperatura": ["detectar"]}
+    bridge = MqttBridge(parse_broker("tcp://127.0.0.1:1"), "http://127.0.0.1:1", topics)
+    # A wildcard in an annotation is a literal string: a real topic never matches it.
+    assert bridge.deliver("planta/b/temperatura", b"1") == []
+
+
+def test_broker_urls_and_the_token_as_the_connector_sends_it():
+    assert (parse_broker("tcp://10.0.0.5:1884").host, parse_broker("mosquitto").port) == ("10.0.0.5", 1883)
+    for bad in ("ws://h:80", "tcp://", "tcp://h:99999", "tcp://h:1883/x"):
+        with pytest.raises(BridgeConfigError):
+            parse_broker(bad)
+    header = basic_token_header(TOKEN)
+    assert base64.b64decode(header[6:]) == f"mqtt:{TOKEN}".encode()
+    assert _token(Headers({"Authorization": header})) == TOKEN
+    assert _token(Headers({"Authorization": "Basic !!!"})) == ""
+    assert _token(Headers({"Authorization": f"Bearer {TOKEN}"})) == TOKEN
+
+
+# --- end to end ----------------------------------------------------------------------------------
+def stack_with_topics(directory: Path) -> Path:
+    """stack.yml with topic annotations, handler paths made absolute."""
+    stack = yaml.safe_load(STACK_FILE.read_text())
+    for name, spec in stack["functions"].items():
+        spec["handler"] = str((STACK_FILE.parent / spec["handler"]).resolve())
+        if name in ANNOTATIONS:
+            spec["annotations"] = {**(spec.get("annotations") or {}), "topic": ANNOTATIONS[name]}
+    path = directory / "stack-mqtt.yml"
+    path.write_text(yaml.safe_dump(stack))
+    return path
+
+
+class MqttStack:
+    def __init__(self, broker: MqttBroker, stack: LocalStack):
+        self.broker = broker
+        self.stack = stack
+
+    def subscriptions(self) -> int:
+        return self.stack.log_path.read_text(errors="replace").count("subscribed to")
+
+    def wait_subscribed(self, at_least: int = 1, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.subscriptions() < at_least:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bridge did not subscribe:\n{self.stack.log()}")
+            time.sleep(0.05)
+
+    def publish(self, *messages: tuple[str, bytes | str]) -> None:
+        publish(self.broker.port, list(messages))
+
+
+@pytest.fixture(scope="module")
+def mqtt_stack(redis_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("mqtt")
+    (work / "api-token").write_text(TOKEN)
+    with MqttBroker(work) as broker:
+        env = {"MQTT_BROKER": broker.url, "STACK_FILE": str(stack_with_topics(work)),
+               "API_TOKEN_FILE": str(work / "api-token")}
+        with LocalStack(redis_server.port, log_dir=work, env=env) as stack:
+            running = MqttStack(broker, stack)
+            running.wait_subscribed()
+            yield running
+
+
+@pytest.fixture
+def mqtt(mqtt_stack, redis_client):
+    """The MQTT stack with an empty Redis."""
+    return mqtt_stack
+
+
+def wait_for(condition, what: str, timeout_s: float = 15):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def values(redis_client, key: str) -> list[float]:
+    if not redis_client.exists(key):
+        return []
+    return [v for _, v in redis_client.ts().range(key, "-", "+")]
+
+
+def test_messages_reach_nuevo_and_detectar_and_are_judged(mqtt, redis_client):
+    start = int(time.time() * 1000) - DAY_MS
+    batch = {"readings": [{"dato": 70.0, "timestamp": start + i * 300_000} for i in range(10)]}
+    mqtt.publish(("planta/horno-1/lecturas", json.dumps(batch)))  # nuevo, sensor from the topic
+    wait_for(lambda: len(values(redis_client, "horno-1")) == 10, "the batch")
+    assert not redis_client.exists("horno-1/detector")  # nuevo stores, it does not judge
+    after = start + 10 * 300_000
+    mqtt.publish(("planta/horno-1/temperatura", json.dumps({"dato": 70.5, "timestamp": after})),
+                 ("planta/temperatura", json.dumps({"sensor": "horno-2", "dato": 20.5})),
+                 ("planta/horno-1/temperatura", json.dumps({"sensor": "horno-3", "dato": 1.5})),
+                 ("planta/horno-2/temperatura", "21.25"))  # a bare number, as a device sends it
+    wait_for(lambda: values(redis_client, "horno-2") == [20.5, 21.25], "horno-2's readings")
+    assert values(redis_client, "horno-3") == [1.5]  # the payload's sensor wins over the topic's
+    assert values(redis_client, "horno-1")[-1] == 70.5
+    # detectar judged it against the 10 readings before it: the detector learnt one residual.
+    # (A flagged reading end to end: tests/test_simulator.py, whose spike detectar catches.)
+    assert float(redis_client.hget("horno-1/detector", "count")) == 1
+
+
+def test_a_malformed_message_stores_nothing_and_the_next_one_arrives(mqtt, redis_client):
+    bad = [b"abc", b"", b'{"dato": NaN}', b'{"dato": 1e999}', b"[1, 2]", b"\xff\xfe",
+           b'{"dato": "25,4"}', b'{"dato": 25, "timestamp": "yesterday"}', b'{"sensor": "x y", "dato": 1}']
+    mqtt.publish(*[("planta/horno-1/temperatura", body) for body in bad],
+                 ("planta/bad sensor!/temperatura", b"25.0"),  # annotated, but no valid sensor
+                 ("planta/otro/temperatura", b"25.0"),  # no function names this topic
+                 ("planta/horno-2/temperatura", b"21.5"))
+    wait_for(lambda: values(redis_client, "horno-2") == [21.5], "the good message")
+    assert sorted(k.decode() for k in redis_client.keys("*")) == ["horno-2"]
+    log = mqtt.stack.log_path.read_text(errors="replace")
+    assert log.count("planta/horno-1/temperatura -> detectar [400]") == len(bad)
+    assert "planta/bad sensor!/temperatura -> detectar [400]" in log
+    assert "no function has the topic annotation 'planta/otro/temperatura'" in log
+
+
+def test_the_bridge_needs_the_token_the_functions_require(mqtt, redis_client):
+    # Without the token a direct call is refused: the bridge's messages got in only with it.
+    refused = mqtt.stack.http.post(mqtt.stack.url("detectar"), data=b"20",
+                                   headers={"X-Topic": "planta/horno-1/temperatura"})
+    assert refused.status_code == 401
+    accepted = mqtt.stack.http.post(mqtt.stack.url("detectar"), data=b"20",
+                                    headers={"X-Topic": "planta/horno-1/temperatura",
+                                             "Authorization": basic_token_header(TOKEN, "any")})
+    assert accepted.status_code == 200 and values(redis_client, "horno-1") == [20.0]
+
+
+def test_the_bridge_reconnects_after_a_broker_restart(mqtt, redis_client):
+    before = mqtt.subscriptions()
+    mqtt.broker.restart()
+    mqtt.wait_subscribed(at_least=before + 1)
+    mqtt.publish(("planta/horno-1/temperatura", b"30.5"))
+    wait_for(lambda: values(redis_client, "horno-1") == [30.5], "a message after the restart")
+
+
+def test_the_simulator_sends_over_mqtt_and_reads_the_verdicts_back(mqtt, redis_client, tmp_path):
+    from infra.simulator.__main__ import main
+
+    path = tmp_path / "report.json"
+    assert main(["--via", "mqtt", "--broker", mqtt.broker.url, "--topic", "planta/temperatura",
+                 "--gateway", mqtt.stack.base, "--sensors", "2", "--warmup", "20", "--kinds", "spike",
+                 "--tolerance", "4", "--gap", "4", "--report", str(path), "--no-progress"]) == 0
+    report = json.loads(path.read_text())
+    assert report["run"]["verdicts_from"] == "listar" and "shorter" in report["warnings"][0]
+    per_sensor = report["run"]["readings_per_sensor"]
+    for sensor in report["run"]["sensors"]:  # the sensor came in the payload (shared topic)
+        assert redis_client.ts().info(sensor).total_samples == per_sensor
+    assert report["summary"]["judged_readings"] == report["sent"]["readings"] == 2 * per_sensor
+    assert [a["kind"] for a in report["anomalies"]] == ["spike", "spike"]
+    assert all(isinstance(a["caught"], bool) for a in report["anomalies"])
