@@ -198,9 +198,7 @@ def anomaly_likelihood(decision: Mapping[str, Any], value: float, predicted: flo
                        threshold_override: float | None) -> Decision:
     threshold = _threshold(decision, threshold_override, critical_z_one_sided)
     memory, min_count, holdoff_length = _common(decision, "anomaly_likelihood")
-    short_window = decision["short_window"]
-    if isinstance(short_window, bool) or not isinstance(short_window, int) or short_window < 1:
-        raise ValueError(f"anomaly_likelihood needs a whole short_window >= 1, got {short_window!r}")
+    short_window = _whole(decision, "short_window", "anomaly_likelihood")
 
     count = _float(state, "count", 0.0)
     err_mean = _float(state, "err_mean", 0.0)
@@ -241,6 +239,14 @@ def record_state_keys(blocks: int) -> tuple[str, ...]:
             "armed_low", "armed_high", "holdoff")
 
 
+def _one_of(decision: Mapping[str, Any], key: str, choices: tuple[str, ...], rule: str) -> str:
+    """A choice parameter; its default is the first of `choices`."""
+    value = decision.get(key, choices[0])
+    if value not in choices:
+        raise ValueError(f"{rule} {key} must be one of {choices}, got {value!r}")
+    return value
+
+
 def _whole(decision: Mapping[str, Any], key: str, rule: str) -> int:
     value = decision[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -255,12 +261,8 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
     memory, min_count, holdoff_length = _common(decision, "record_level")
     block = _whole(decision, "block", "record_level")
     blocks = _whole(decision, "blocks", "record_level")
-    sides = decision.get("sides", "both")
-    if sides not in RECORD_SIDES:
-        raise ValueError(f"record_level sides must be one of {RECORD_SIDES}, got {sides!r}")
-    test = decision.get("test", "reading")
-    if test not in RECORD_TESTS:
-        raise ValueError(f"record_level test must be one of {RECORD_TESTS}, got {test!r}")
+    sides = _one_of(decision, "sides", RECORD_SIDES, "record_level")
+    test = _one_of(decision, "test", RECORD_TESTS, "record_level")
 
     count = _float(state, "count", 0.0)
     level = _float(state, "level_mean", 0.0)
