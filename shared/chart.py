@@ -7,6 +7,7 @@ from html import escape
 from typing import Sequence
 
 WIDTH, HEIGHT, MARGIN = 720, 240, 40
+LEFT = 64  # room for the value labels
 
 
 def _clock(timestamp: int) -> str:
@@ -24,7 +25,7 @@ def readings_chart(readings: Sequence[tuple[int, float]], anomalies: set[int]) -
     span_t, span_v = (t1 - t0) or 1, (high - low) or 1.0
 
     def xy(timestamp: int, value: float) -> tuple[float, float]:
-        x = MARGIN + (timestamp - t0) / span_t * (WIDTH - 2 * MARGIN)
+        x = LEFT + (timestamp - t0) / span_t * (WIDTH - LEFT - MARGIN)
         y = HEIGHT - MARGIN - (value - low) / span_v * (HEIGHT - 2 * MARGIN)
         return round(x, 1), round(y, 1)
 
@@ -36,11 +37,11 @@ def readings_chart(readings: Sequence[tuple[int, float]], anomalies: set[int]) -
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="readings chart" class="chart">'
-        f'<rect x="{MARGIN}" y="{MARGIN}" width="{WIDTH - 2 * MARGIN}" '
+        f'<rect x="{LEFT}" y="{MARGIN}" width="{WIDTH - LEFT - MARGIN}" '
         f'height="{HEIGHT - 2 * MARGIN}" fill="none" stroke="#ccc"/>'
-        f'<text x="{MARGIN - 4}" y="{MARGIN + 4}" text-anchor="end" font-size="11">{high:g}</text>'
-        f'<text x="{MARGIN - 4}" y="{HEIGHT - MARGIN}" text-anchor="end" font-size="11">{low:g}</text>'
-        f'<text x="{MARGIN}" y="{HEIGHT - MARGIN + 16}" font-size="11">{escape(_clock(t0))}</text>'
+        f'<text x="{LEFT - 4}" y="{MARGIN + 4}" text-anchor="end" font-size="11">{high:.1f}</text>'
+        f'<text x="{LEFT - 4}" y="{HEIGHT - MARGIN}" text-anchor="end" font-size="11">{low:.1f}</text>'
+        f'<text x="{LEFT}" y="{HEIGHT - MARGIN + 16}" font-size="11">{escape(_clock(t0))}</text>'
         f'<text x="{WIDTH - MARGIN}" y="{HEIGHT - MARGIN + 16}" text-anchor="end" '
         f'font-size="11">{escape(_clock(t1))}</text>'
         f'<polyline points="{line}" fill="none" stroke="#1565c0" stroke-width="1.5"/>'
