@@ -8,6 +8,7 @@ http://127.0.0.1:8080 until Ctrl-C, which stops everything cleanly. With MQTT_BR
 (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
 functions whose `topic` annotation names its topic, as OpenFaaS's mqtt-connector does
 (infra/local/mqtt.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
+POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py).
 
 The gateway runs in --workers processes (GATEWAY_WORKERS, default two per core: a worker
 waits on Redis half the time) sharing one listening socket, each with --threads request
@@ -47,6 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int,
                         default=int(os.environ.get("GATEWAY_WORKERS") or 0) or 2 * cpu_count(),
                         help="gateway worker processes (default: two per core)")
+    parser.add_argument("--async-queue", type=int,
+                        default=int(os.environ.get("ASYNC_QUEUE_SIZE") or 10_000),
+                        help="async calls queued per worker process before 429 (default 10000)")
     parser.add_argument("--stack-file", type=Path,
                         default=Path(os.environ.get("STACK_FILE") or STACK_FILE),
                         help="the faas-cli stack file whose functions are served (default stack.yml)")
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         sock = listen(args.host, args.port)
         args.port = sock.getsockname()[1]  # the one the system chose for --port 0
         gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.store.ping,
-                          max_body_bytes=settings.max_body_bytes)
+                          max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue)
         log.info("functions %s on http://%s:%d/function/<name>  (engine: %s)",
                  ", ".join(gateway.functions), args.host, args.port, SERVICES.detector.predictor.name)
         own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                  topics_of(gateway.functions.values()), settings.api_token,
                                  default_client_id(args.port))
         serve(gateway, sock, workers=args.workers, on_ready=bridge.start if bridge else None,
+              on_stop=gateway.async_calls.stop,
               threads=args.threads, max_request_body_size=settings.max_body_bytes + 1,
               ident="anomalias")
     except (ConfigError, ApiError, BridgeConfigError) as exc:

@@ -1,8 +1,10 @@
 """A local stand-in for the OpenFaaS gateway and the python3-http template, as one WSGI app.
 
-Routes as the gateway's: /function/<name>[/<path>], /healthz, /system/functions. Each call
-builds the template's `event` and `context` from the request (the same Werkzeug objects
-Flask hands the template) and shapes the handler's return value the way the template's
+Routes as the gateway's: /function/<name>[/<path>], /async-function/<name>[/<path>] (queued
+in the worker process and run later, infra/local/async_calls.py), /healthz, /system/functions.
+Every call gets an `X-Call-Id` (the caller's, else a new one) on its request and answer.
+Each call builds the template's `event` and `context` from the request (the same Werkzeug
+objects Flask hands the template) and shapes the handler's return value the way the template's
 `format_response` does, so a handler that passes here behaves the same in its image.
 
 `serve` runs the app with waitress in several worker processes sharing one listening socket
@@ -30,6 +32,7 @@ from waitress.channel import HTTPChannel
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
+from .async_calls import AsyncCalls, capture
 from .functions import Function
 
 log = logging.getLogger(__name__)
@@ -69,13 +72,14 @@ def template_response(returned: Any) -> Response:
 
 class Gateway:
     def __init__(self, functions: dict[str, Function], ready: Callable[[], bool],
-                 max_body_bytes: int):
+                 max_body_bytes: int, max_async_queued: int = 10_000):
         self.functions = functions
         self.ready = ready
         self.max_body_bytes = max_body_bytes
         # Invocation counts in shared memory, so /system/functions counts every worker's calls.
         self._invocations = {name: multiprocessing.Value("q", f.invocations)
                              for name, f in functions.items()}
+        self.async_calls = AsyncCalls(self.invoke, max_async_queued)  # per worker process
 
     def _count(self, name: str) -> None:
         counter = self._invocations[name]
@@ -101,11 +105,29 @@ class Gateway:
             return Response("Internal Server Error\n", 500, content_type="text/plain")
         return template_response(returned)
 
+    def invoke_async(self, request: Request, name: str, rest: str) -> Response:
+        """Queue a call to /function/<name>/<rest> (POST only) and answer 202 at once."""
+        if request.method != "POST":
+            return Response("method not allowed\n", 405, content_type="text/plain",
+                            headers={"Allow": "POST"})
+        if name not in self.functions:
+            return Response(f"function {name!r} not found\n", 404, content_type="text/plain")
+        if (request.content_length or 0) > self.max_body_bytes:
+            return Response("request body too large\n", 413, content_type="text/plain")
+        body = request.get_data()
+        if len(body) > self.max_body_bytes:  # a chunked body
+            return Response("request body too large\n", 413, content_type="text/plain")
+        call = capture(request, request.headers["X-Call-Id"], name, rest, body)
+        return self.async_calls.submit(call)
+
     def route(self, request: Request) -> Response:
         path = request.path
         if path.startswith("/function/"):
             name, _, rest = path[len("/function/"):].partition("/")
             return self.invoke(request, name, rest)
+        if path.startswith("/async-function/"):
+            name, _, rest = path[len("/async-function/"):].partition("/")
+            return self.invoke_async(request, name, rest)
         if path == "/healthz":
             ok = self.ready()
             return Response("OK\n" if ok else "not ready\n", 200 if ok else 503,
@@ -119,9 +141,11 @@ class Gateway:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
+        call_id = environ.get("HTTP_X_CALL_ID") or str(uuid.uuid4())
+        environ["HTTP_X_CALL_ID"] = call_id  # the gateway adds it to the request too
         request = Request(environ)
         response = self.route(request)
-        response.headers["X-Call-Id"] = request.headers.get("X-Call-Id") or str(uuid.uuid4())
+        response.headers["X-Call-Id"] = call_id
         response.headers["X-Duration-Seconds"] = f"{time.monotonic() - started:.6f}"
         return response(environ, start_response)
 
@@ -196,24 +220,31 @@ class _Balance:
 
 
 def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
-              balance: _Balance | None = None, slot: int = 0) -> None:
-    """waitress.serve on a bound socket, with _Channel for its connections."""
+              balance: _Balance | None = None, slot: int = 0,
+              on_stop: Callable[[], None] | None = None) -> None:
+    """waitress.serve on a bound socket, with _Channel for its connections; then on_stop."""
     server = waitress.server.create_server(app, sockets=[sock], **adjustments)
     server.channel_class = _Channel
     if balance is not None:
         balance.gate(server, slot)
     server.print_listen("Serving on http://{}:{}")
-    server.run()
+    try:
+        server.run()  # returns on KeyboardInterrupt (SIGINT, or SIGTERM via _become_worker)
+    finally:
+        if on_stop:
+            on_stop()
 
 
 def serve(app: Callable, sock: socket.socket, workers: int = 1,
-          on_ready: Callable[[], None] | None = None, **adjustments: Any) -> None:
+          on_ready: Callable[[], None] | None = None,
+          on_stop: Callable[[], None] | None = None, **adjustments: Any) -> None:
     """Serve `app` with waitress on `sock` until SIGINT or SIGTERM, then stop cleanly.
 
     workers == 1: in this process. workers > 1: in that many forked processes (the model
     and the handlers are loaded once, before the fork, and shared copy-on-write); this
     process only supervises them: it forwards SIGTERM, restarts a worker that died, and
-    returns once all have stopped. `on_ready` runs once the workers are started.
+    returns once all have stopped. `on_ready` runs once the workers are started; `on_stop`
+    in each serving process once its server has stopped (e.g. to stop its async queue).
     """
     # Waitress warns on every request that waits for a thread: under load, a flood of log
     # lines that costs more than it tells.
@@ -221,7 +252,7 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
     if workers <= 1:
         if on_ready:
             on_ready()
-        _waitress(app, sock, adjustments)
+        _waitress(app, sock, adjustments, on_stop=on_stop)
         return
     parent = os.getpid()
     balance = _Balance(workers)
@@ -236,7 +267,7 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
         code = 0
         try:
             _become_worker(parent)
-            _waitress(app, sock, adjustments, balance, slot)
+            _waitress(app, sock, adjustments, balance, slot, on_stop)
         except BaseException:  # noqa: BLE001 - whatever it was, this process ends here
             log.exception("gateway worker %d failed", os.getpid())
             code = 1

@@ -43,7 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="detectar: one call per reading; nuevo: batches (stored, not judged); "
                         "mqtt: one message per reading to --broker")
     p.add_argument("--async", dest="asynchronous", action="store_true",
-                   help="detectar through /async-function/ and the queue worker (Swarm only)")
+                   help="detectar through /async-function/ and the queue worker")
     p.add_argument("--batch", type=int, default=500, help="readings per nuevo call")
     p.add_argument("--broker", default=os.environ.get("MQTT_BROKER") or "tcp://127.0.0.1:1883")
     p.add_argument("--topic", default="planta/temperatura",

@@ -2,7 +2,7 @@
 
 - `detectar`: one call per reading, `POST /function/detectar?format=json`; the answer is
   the verdict. With `asynchronous`, `POST /async-function/detectar` (the gateway answers
-  202 and the queue worker calls detectar later; Swarm only);
+  202 and the queue worker calls detectar later; Swarm or `make up`);
 - `nuevo`: batches `{"sensor", "readings": [...]}` to `/function/nuevo`: stored, not judged;
 - `mqtt`: one message per reading to the broker, for the mqtt-connector (Swarm) or the
   local bridge (`make up` with MQTT_BROKER) to hand to detectar.
@@ -81,12 +81,20 @@ class Gateway:
                 verdict = None
         return answer.status_code, verdict
 
-    def detectar_async(self, sensor: str, timestamp: int, value: float) -> int | None:
-        answer = self._post("/async-function/detectar", {"sensor": sensor, "dato": value,
-                                                         "timestamp": timestamp})
+    def detectar_async(self, sensor: str, timestamp: int, value: float,
+                       full_wait_s: float = 60.0) -> int | None:
+        """Queue one reading (202). A full queue (429, the local stand-in's bounded queue)
+        is waited out for up to `full_wait_s`, then counted as refused."""
+        body = {"sensor": sensor, "dato": value, "timestamp": timestamp}
+        deadline = time.monotonic() + full_wait_s
+        while True:
+            answer = self._post("/async-function/detectar", body)
+            if answer is None or answer.status_code != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         if answer is not None and answer.status_code == 404:
-            raise TransportError(f"{self.base}/async-function/detectar is not found (the local "
-                                 "stand-in has no async route; async needs the Swarm gateway)")
+            raise TransportError(f"{self.base}/async-function/detectar is not found (a gateway "
+                                 "without the queue: Swarm needs NATS and the queue worker)")
         return None if answer is None else answer.status_code
 
     def nuevo_batch(self, sensor: str, readings: list[tuple[int, float]]) -> int | None:

@@ -1,0 +1,174 @@
+"""The gateway's /async-function/ route and its queue worker, in each gateway worker process.
+
+As on Swarm (docs: gateway `/async-function/{name}`, nats-queue-worker): the call is taken,
+queued and answered 202 with an empty body and its `X-Call-Id` at once; later the call runs
+as a POST to /function/<name> with the same path suffix, query, headers and body, through
+the same code as a synchronous call (`Gateway.invoke`), and, if the request had an
+`X-Callback-Url`, the function's answer (body and headers) is POSTed there with
+`X-Call-Id`, `X-Function-Status`, `X-Function-Name` and `X-Duration-Seconds`.
+
+Each gateway worker process has its own bounded queue and one thread draining it, so calls
+run one at a time per worker, in arrival order (the Swarm queue worker's `max_inflight: 1`
+is one at a time across all functions; with --workers 1 this is the same). A full queue
+answers 429 and queues nothing. The queue is in memory only: calls still queued when the
+gateway stops (Ctrl-C, SIGTERM) are logged as dropped and lost, as NATS Streaming with
+`--store memory` loses them when `func_nats` restarts. A callback that fails is tried once
+more, then logged; the function has run either way.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import requests
+from werkzeug.wrappers import Request, Response
+
+log = logging.getLogger(__name__)
+
+CALLBACK_TIMEOUT_S = 5.0
+STOP_WAIT_S = 5.0  # how long stop() waits for the call in progress (the supervisor waits 10)
+_FUNCTION_HEADERS_DROPPED = {"content-length", "transfer-encoding", "connection"}
+
+
+@dataclass
+class Call:
+    call_id: str
+    name: str
+    rest: str
+    environ: dict[str, Any]  # the request's CGI and HTTP keys, without its stream
+    body: bytes
+    callback_url: str | None
+
+    def request(self) -> Request:
+        """The request the queue worker sends: POST /function/<name>/<rest>, same the rest."""
+        environ = dict(self.environ)
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        environ["CONTENT_LENGTH"] = str(len(self.body))
+        environ["PATH_INFO"] = f"/function/{self.name}" + (f"/{self.rest}" if self.rest else "")
+        return Request(environ)
+
+
+def capture(request: Request, call_id: str, name: str, rest: str, body: bytes) -> Call:
+    keep = {k: v for k, v in request.environ.items()
+            if isinstance(v, str) and not k.startswith(("wsgi.", "waitress."))}
+    keep["HTTP_X_CALL_ID"] = call_id
+    keep.update({"wsgi.version": (1, 0), "wsgi.url_scheme": request.environ.get("wsgi.url_scheme", "http"),
+                 "wsgi.errors": request.environ.get("wsgi.errors"), "wsgi.multithread": True,
+                 "wsgi.multiprocess": True, "wsgi.run_once": False})
+    return Call(call_id, name, rest, keep, body, request.headers.get("X-Callback-Url") or None)
+
+
+class AsyncCalls:
+    """A bounded queue and its drain thread, created in the process that first uses them
+    (the gateway is built before the worker processes are forked: a thread would not
+    survive the fork)."""
+
+    def __init__(self, run: Callable[[Request, str, str], Response], max_queued: int):
+        self.run = run  # Gateway.invoke
+        self.max_queued = max_queued
+        self._pid: int | None = None
+        self._queue: queue.Queue[Call | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._http: requests.Session | None = None
+
+    def _started(self) -> queue.Queue:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._stopping = threading.Event()
+                self._queue = queue.Queue(self.max_queued)
+                self._http = requests.Session()
+                self._thread = threading.Thread(target=self._drain, name="async-calls", daemon=True)
+                self._thread.start()
+            return self._queue
+
+    def submit(self, call: Call) -> Response:
+        """Queue the call: 202 with an empty body, or 429 (full) / 503 (stopping)."""
+        if self._stopping.is_set():
+            return Response("the gateway is stopping: async call not queued\n", 503,
+                            content_type="text/plain")
+        try:
+            self._started().put_nowait(call)
+        except queue.Full:
+            log.warning("async queue full (%d calls waiting): %s refused", self.max_queued, call.name)
+            return Response(f"async queue full ({self.max_queued} calls waiting in this gateway "
+                            "worker): nothing queued, try again later\n", 429,
+                            content_type="text/plain", headers={"Retry-After": "1"})
+        return Response(b"", 202)
+
+    def _drain(self) -> None:
+        while True:
+            call = self._queue.get()
+            if call is None:
+                return
+            if self._stopping.is_set():
+                log.warning("async call %s to %s dropped at shutdown", call.call_id, call.name)
+                continue
+            try:
+                self._execute(call)
+            except Exception:  # noqa: BLE001 - the thread must outlive any one call
+                log.exception("async call %s to %s failed", call.call_id, call.name)
+
+    def _execute(self, call: Call) -> None:
+        started = time.monotonic()
+        response = self.run(call.request(), call.name, call.rest)
+        duration = time.monotonic() - started
+        log.info("async call %s: %s answered %d in %.3f s", call.call_id, call.name,
+                 response.status_code, duration)
+        if not call.callback_url:
+            return
+        headers = {k: v for k, v in response.headers.items()
+                   if k.lower() not in _FUNCTION_HEADERS_DROPPED}
+        headers.update({"X-Call-Id": call.call_id, "X-Function-Status": str(response.status_code),
+                        "X-Function-Name": call.name, "X-Duration-Seconds": f"{duration:.6f}"})
+        body = response.get_data()
+        for attempt in (1, 2):  # one retry at most
+            try:
+                answer = self._http.post(call.callback_url, data=body, headers=headers,
+                                         timeout=CALLBACK_TIMEOUT_S)
+            except requests.RequestException as exc:
+                log.warning("async call %s: callback to %s failed (attempt %d): %s",
+                            call.call_id, call.callback_url, attempt, exc)
+                continue
+            if answer.status_code < 500:
+                log.info("async call %s: callback to %s answered %d", call.call_id,
+                         call.callback_url, answer.status_code)
+                return
+            log.warning("async call %s: callback to %s answered %d (attempt %d)", call.call_id,
+                        call.callback_url, answer.status_code, attempt)
+
+    def stop(self) -> None:
+        """Stop the drain thread (after the call in progress); log the queued calls dropped."""
+        if self._pid != os.getpid() or self._queue is None:
+            return  # never used in this process
+        self._stopping.set()
+        dropped = []
+        while True:
+            try:
+                call = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if call is not None:
+                dropped.append(call)
+        for call in dropped:
+            log.warning("async call %s to %s dropped: the gateway stopped before running it "
+                        "(the queue is in memory only)", call.call_id, call.name)
+        if dropped:
+            log.warning("%d queued async calls dropped at shutdown", len(dropped))
+        try:
+            self._queue.put(None, timeout=1)
+        except queue.Full:  # a call slipped in as it stopped: the thread sees _stopping anyway
+            pass
+        self._thread.join(STOP_WAIT_S)
+        if self._thread.is_alive():
+            log.warning("async call still running after %.0f s: abandoned", STOP_WAIT_S)
+        self._http.close()
