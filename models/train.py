@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared import rules, scaling
+from shared import scaling
 
 from . import nab
 

@@ -5,7 +5,6 @@ The replaced system's calls must keep working unchanged: GET with `dato`, HTML a
 
 from __future__ import annotations
 
-import json
 
 from tests.conftest import seasoned
 

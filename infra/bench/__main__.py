@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from infra.local.gateway import cpu_count
+from infra.local.workers import cpu_count
 from infra.local.redis_server import REPO_ROOT, free_port
 
 from . import report

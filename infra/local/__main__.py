@@ -30,7 +30,8 @@ from shared.errors import ApiError
 from shared.services import SERVICES
 
 from .functions import STACK_FILE, load_functions
-from .gateway import Gateway, cpu_count, listen, serve
+from .gateway import Gateway
+from .workers import cpu_count, listen, serve
 from .mqtt import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from .redis_server import REPO_ROOT, RedisServer
 

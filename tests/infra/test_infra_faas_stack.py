@@ -6,7 +6,7 @@ import ast
 import re
 
 from tests.infra.stackfiles import (
-    COMMON_SH, DEPLOY_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
+    COMMON_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
     shell_array,
 )
 

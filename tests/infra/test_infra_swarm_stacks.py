@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.infra.stackfiles import (
-    COMMON_SH, DEPLOY_SH, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
+    COMMON_SH, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
     interpolate, load_yaml, shell_array, swarm_stack_files,
 )
 
