@@ -22,6 +22,8 @@ from pathlib import Path
 
 import redis
 
+from . import processes
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("ANOMALIAS_CACHE", REPO_ROOT / ".cache"))
 OPENSSL_WHEEL = "mysql-connector-python==8.0.31"
@@ -110,9 +112,4 @@ class RedisServer:
 
     def stop(self) -> None:
         """SIGTERM: Redis flushes the AOF and exits cleanly."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        processes.stop(self.process)

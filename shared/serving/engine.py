@@ -105,7 +105,21 @@ def _projections(x: Value, kernel: np.ndarray, bias: np.ndarray) -> tuple[Iterab
     return projected, projected.shape[0], projected.shape[1]
 
 
-class _LSTM:
+class _Recurrent:
+    """What an LSTM and a GRU keep alike: gate-scaled weights as float32, and their options."""
+
+    def _keep(self, spec: Mapping[str, Any], gate: _Gate, kernel: np.ndarray,
+              recurrent: np.ndarray, bias: np.ndarray) -> None:
+        self.kernel = kernel.astype(_FLOAT)
+        self.recurrent = recurrent.astype(_FLOAT)
+        self.bias = bias.astype(_FLOAT)
+        self.units = spec["units"]
+        self.finish_gates = gate.finish
+        self.activation = _ACTIVATIONS[spec["activation"]]
+        self.return_sequences = spec["return_sequences"]
+
+
+class _LSTM(_Recurrent):
     def __init__(self, spec: Mapping[str, Any], weights: list[np.ndarray], input_shape: Shape) -> None:
         units = spec["units"]
         kernel, recurrent, bias = _check_weights(
@@ -114,13 +128,8 @@ class _LSTM:
         order = np.r_[0:2 * units, 3 * units:4 * units, 2 * units:3 * units]  # i f c o -> i f o c
         scale = np.r_[np.full(3 * units, gate.scale), np.ones(units)]
         shift = np.r_[np.full(3 * units, gate.shift), np.zeros(units)]
-        self.kernel = (kernel[:, order] * scale).astype(_FLOAT)
-        self.recurrent = (recurrent[:, order] * scale).astype(_FLOAT)
-        self.bias = (bias[order] * scale + shift).astype(_FLOAT)
-        self.units = units
-        self.finish_gates = gate.finish
-        self.activation = _ACTIVATIONS[spec["activation"]]
-        self.return_sequences = spec["return_sequences"]
+        self._keep(spec, gate, kernel[:, order] * scale, recurrent[:, order] * scale,
+                   bias[order] * scale + shift)
 
     def __call__(self, x: Value) -> np.ndarray:
         steps, count, batch = _projections(x, self.kernel, self.bias)
@@ -150,7 +159,7 @@ class _LSTM:
         return outputs.transpose(1, 0, 2) if self.return_sequences else hidden
 
 
-class _GRU:
+class _GRU(_Recurrent):
     def __init__(self, spec: Mapping[str, Any], weights: list[np.ndarray], input_shape: Shape) -> None:
         units = spec["units"]
         kernel, recurrent, bias = _check_weights(
@@ -161,14 +170,8 @@ class _GRU:
         # The recurrent bias of z and r adds straight to the input's; only the candidate's
         # stays apart because the reset gate multiplies it (reset_after=True).
         input_bias = bias[0] + np.r_[bias[1][:2 * units], np.zeros(units)]
-        self.kernel = (kernel * scale).astype(_FLOAT)
-        self.recurrent = (recurrent * scale).astype(_FLOAT)
-        self.bias = (input_bias * scale + shift).astype(_FLOAT)
+        self._keep(spec, gate, kernel * scale, recurrent * scale, input_bias * scale + shift)
         self.candidate_recurrent_bias = bias[1][2 * units:].astype(_FLOAT)
-        self.units = units
-        self.finish_gates = gate.finish
-        self.activation = _ACTIVATIONS[spec["activation"]]
-        self.return_sequences = spec["return_sequences"]
 
     def __call__(self, x: Value) -> np.ndarray:
         steps, count, batch = _projections(x, self.kernel, self.bias)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from infra.local import processes
 from infra.local.redis_server import free_port
 
 CONFIG = """listeners:
@@ -51,13 +52,7 @@ class MqttBroker:
         raise RuntimeError(f"amqtt did not listen on {self.port}:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
     def restart(self) -> "MqttBroker":
         self.stop()

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from infra.local import processes
 from infra.local.redis_server import REPO_ROOT, free_port
 
 
@@ -44,11 +45,7 @@ class LocalStack:
         raise RuntimeError(f"the local stack did not become ready:\n{self.log()}")
 
     def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        processes.stop(self.process)
         self.http.close()
 
     def log(self) -> str:
