@@ -3,10 +3,11 @@
 Every reading goes, one by one and in file order, through the very code the `detectar`
 function runs, so the figures are those of the deployed system and nothing else:
 
-- by default in process: `functions/detectar/handler.py`'s `handle(event, context)` with the
-  event the python3-http template builds (infra/local/gateway.py), against a real Redis
-  Stack server started here (infra/local/redis_server.py, free port, temporary folder), the
-  process-wide `Services` configured by environment (REDIS_HOST/PORT, MODEL_PATH,
+- by default in process: `shared.endpoint.serve(event, context, DETECTAR, services)`, the
+  one call `functions/detectar/handler.py` makes, with the event the python3-http template
+  builds (infra/local/gateway.py), against a real Redis Stack server started here
+  (infra/local/redis_server.py, free port, temporary folder), with `Services` of its own
+  configured like the function's environment (REDIS_HOST/PORT, MODEL_PATH,
   MODEL_ENGINE=embedded, WINDOW_SIZE = the model's window);
 - with `--url http://127.0.0.1:8080`: over HTTP through a running gateway (`make up`), i.e.
   whatever model that deployment serves.
@@ -33,7 +34,6 @@ modelo`) evaluates that model too, with its built-in description (newest-first r
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -56,7 +56,6 @@ from .scoring import NabResult, probationary_length, score
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "modelo"
 DEFAULT_OUT = REPO_ROOT / "evaluation"
-HANDLER_FILE = REPO_ROOT / "functions" / "detectar" / "handler.py"
 
 # A reading the detector answers: the fields of detectar's JSON document we keep.
 Answer = Mapping[str, Any]
@@ -161,37 +160,6 @@ class _Context:
     hostname = "models.evaluate"
 
 
-def load_handler(path: Path = HANDLER_FILE):
-    """functions/detectar/handler.py, imported from its file as the template does."""
-    spec = importlib.util.spec_from_file_location("functions.detectar.handler", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextmanager
-def configured_services(env: Mapping[str, str]) -> Iterator[Any]:
-    """Point the process-wide SERVICES (the ones `handle` uses) at `env`, then restore them.
-
-    SERVICES reads its settings from the environment on first use and caches the store and
-    the detector; here it reads `env` instead, from scratch, and is put back afterwards."""
-    from shared.services import SERVICES
-
-    saved = dict(vars(SERVICES))
-    vars(SERVICES).pop("settings", None)
-    vars(SERVICES).pop("store", None)
-    SERVICES._env = dict(env)
-    SERVICES._detector = None
-    try:
-        yield SERVICES
-    finally:
-        store = vars(SERVICES).get("store")
-        if store is not None:
-            store.client.close()
-        vars(SERVICES).clear()
-        vars(SERVICES).update(saved)
-
-
 def model_window(model_path: Path) -> int:
     from shared.serving.description import load_description, resolve_version_dir
 
@@ -219,17 +187,23 @@ def _answer(status: int, body: str, sensor: str, timestamp: int) -> Answer:
 
 @contextmanager
 def in_process(model_path: Path, redis_port: int) -> Iterator[Detectar]:
-    """detectar's handle() in this process, over the Redis at `redis_port`."""
-    handler = load_handler()
-    with configured_services(detectar_env(redis_port, model_path)) as services:
-        services.detector  # load the model now: a broken one fails before any reading
+    """detectar's endpoint in this process, over the Redis at `redis_port`."""
+    from shared.actions import DETECTAR
+    from shared.endpoint import serve
+    from shared.services import Services
 
-        def call(sensor: str, timestamp: int, value: float) -> Answer:
-            body = json.dumps({"sensor": sensor, "dato": value, "timestamp": timestamp})
-            returned = handler.handle(_Event(body.encode()), _Context())
-            return _answer(returned["statusCode"], returned["body"], sensor, timestamp)
+    services = Services(detectar_env(redis_port, model_path))
+    services.detector  # load the model now: a broken one fails before any reading
 
+    def call(sensor: str, timestamp: int, value: float) -> Answer:
+        body = json.dumps({"sensor": sensor, "dato": value, "timestamp": timestamp})
+        returned = serve(_Event(body.encode()), _Context(), DETECTAR, services)
+        return _answer(returned["statusCode"], returned["body"], sensor, timestamp)
+
+    try:
         yield call
+    finally:
+        services.store.client.close()
 
 
 @contextmanager
@@ -315,7 +289,7 @@ def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int
 def run_in_process(model_path: Path, values: Sequence[float], timestamps: Sequence[int],
                    redis_port: int | None = None, sensor: str | None = None,
                    progress: bool = False, label: str | None = None) -> Stream:
-    """Stream `values` through detectar's handle() with `model_path` (starts a Redis unless
+    """Stream `values` through detectar's endpoint with `model_path` (starts a Redis unless
     `redis_port` is given). Used by the CLI and the tests alike."""
     sensor = sensor or new_sensor(Path(model_path).name)
     if redis_port is None:
@@ -542,7 +516,7 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
         result = run_in_process(path, series.values, timestamps, port, sensor, progress, label)
         if label == "ours":
             variants.extend(rule_variants(path, series.values, result, series))
-        return report_of(label, str(path), "in process: functions/detectar/handler.py",
+        return report_of(label, str(path), "in process: detectar's endpoint",
                          describe_rule(path), result, series, sensor)
 
     needs_redis = args.url is None or args.compare_reference

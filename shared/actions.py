@@ -73,7 +73,7 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
         raise StoredButNotJudged(base, exc) from exc
     document = {**base, "anomaly": verdict.anomaly, "predicted": verdict.predicted,
                 "error": verdict.error, "threshold": verdict.threshold,
-                "window": stored.window[: detector.window_size], "engine": verdict.engine}
+                "window": stored.window, "engine": verdict.engine}
     if verdict.message:
         document["message"] = verdict.message
     return Result(200, document, render.verdict_html(document, host))

@@ -255,7 +255,6 @@ def _state_text(state: dict[str, float]) -> str:
 class ReadingStore:
     def __init__(self, client: redis.Redis):
         self.client = client
-        self.ts = client.ts()
         self._add = _Script(client, ADD_SCRIPT)
         self._verdict = _Script(client, VERDICT_SCRIPT)
         self._batch = _Script(client, BATCH_SCRIPT)
