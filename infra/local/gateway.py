@@ -61,6 +61,11 @@ def template_response(returned: Any) -> Response:
     return Response(str(body), returned.get("statusCode", 200), headers)
 
 
+def _plain(text: str, status: int, **headers: str) -> Response:
+    """A text/plain answer of the gateway itself (not of a function)."""
+    return Response(text + "\n", status, content_type="text/plain", headers=headers)
+
+
 class Gateway:
     def __init__(self, functions: dict[str, Function], ready: Callable[[], bool],
                  max_body_bytes: int, max_async_queued: int = 10_000):
@@ -80,34 +85,33 @@ class Gateway:
     def invoke(self, request: Request, name: str, rest: str) -> Response:
         function = self.functions.get(name)
         if function is None:
-            return Response(f"function {name!r} not found\n", 404, content_type="text/plain")
+            return _plain(f"function {name!r} not found", 404)
         if request.method == "OPTIONS":  # Flask answers it without calling the handler
             return Response("", 200, headers={"Allow": ", ".join(TEMPLATE_METHODS)})
         if request.method not in TEMPLATE_METHODS + ("HEAD",):
-            return Response("method not allowed\n", 405, content_type="text/plain")
+            return _plain("method not allowed", 405)
         if (request.content_length or 0) > self.max_body_bytes:
             # Refused before reading; the handler's own limit covers chunked bodies.
-            return Response("request body too large\n", 413, content_type="text/plain")
+            return _plain("request body too large", 413)
         self._count(name)
         try:
             returned = function.module.handle(Event(request, "/" + rest), Context())
         except Exception:  # what Flask does with an escaped exception: log it, answer 500
             log.exception("Exception on /function/%s [%s]", name, request.method)
-            return Response("Internal Server Error\n", 500, content_type="text/plain")
+            return _plain("Internal Server Error", 500)
         return template_response(returned)
 
     def invoke_async(self, request: Request, name: str, rest: str) -> Response:
         """Queue a call to /function/<name>/<rest> (POST only) and answer 202 at once."""
         if request.method != "POST":
-            return Response("method not allowed\n", 405, content_type="text/plain",
-                            headers={"Allow": "POST"})
+            return _plain("method not allowed", 405, Allow="POST")
         if name not in self.functions:
-            return Response(f"function {name!r} not found\n", 404, content_type="text/plain")
+            return _plain(f"function {name!r} not found", 404)
         if (request.content_length or 0) > self.max_body_bytes:
-            return Response("request body too large\n", 413, content_type="text/plain")
+            return _plain("request body too large", 413)
         body = request.get_data()
         if len(body) > self.max_body_bytes:  # a chunked body
-            return Response("request body too large\n", 413, content_type="text/plain")
+            return _plain("request body too large", 413)
         call = capture(request, request.headers["X-Call-Id"], name, rest, body)
         return self.async_calls.submit(call)
 
@@ -121,14 +125,13 @@ class Gateway:
             return self.invoke_async(request, name, rest)
         if path == "/healthz":
             ok = self.ready()
-            return Response("OK\n" if ok else "not ready\n", 200 if ok else 503,
-                            content_type="text/plain")
+            return _plain("OK" if ok else "not ready", 200 if ok else 503)
         if path == "/system/functions" and request.method == "GET":
             for name, function in self.functions.items():
                 function.invocations = self._invocations[name].value
             return Response(json.dumps([f.summary() for f in self.functions.values()]),
                             200, content_type="application/json")
-        return Response("not found\n", 404, content_type="text/plain")
+        return _plain("not found", 404)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
