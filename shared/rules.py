@@ -263,9 +263,6 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
     blocks = _whole(decision, "blocks", "record_level")
     sides = _one_of(decision, "sides", RECORD_SIDES, "record_level")
     test = _one_of(decision, "test", RECORD_TESTS, "record_level")
-    return_period = decision.get("return_period")
-    if return_period is not None and not float(return_period) > 1.0:
-        raise ValueError(f"record_level return_period must be > 1 block, got {return_period!r}")
 
     count = _float(state, "count", 0.0)
     level = _float(state, "level_mean", 0.0)
@@ -284,16 +281,13 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
         armed_high = armed_high or value <= level
     seen_lo = los[:days] + ([block_lo] if block_n > 0.0 else [])
     seen_hi = his[:days] + ([block_hi] if block_n > 0.0 else [])
-    lo, hi = (min(seen_lo), max(seen_hi)) if seen_lo else (math.inf, -math.inf)
-    if return_period is not None:
-        lo, hi = _return_levels(los[:days], his[:days], return_period, lo, hi)
-    if math.isfinite(lo):
-        below, above = lo - value, value - hi
+    if seen_lo:
+        below, above = min(seen_lo) - value, value - max(seen_hi)
         error = max(below, above)
     else:
         below = above = error = -math.inf
-    if math.isfinite(lo) and test != "reading":  # the model's prediction against the same range
-        below_p, above_p = lo - predicted, predicted - hi
+    if seen_lo and test != "reading":  # the model's prediction against the same range
+        below_p, above_p = min(seen_lo) - predicted, predicted - max(seen_hi)
         if test == "prediction":
             below, above = below_p, above_p
         elif test == "both":  # the reading and the prediction beyond the range, same side
@@ -323,22 +317,6 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
                  "armed_low": 1.0 if armed_low else 0.0, "armed_high": 1.0 if armed_high else 0.0,
                  "holdoff": holdoff}
     return Decision(anomaly, error if math.isfinite(error) else 0.0, threshold, new_state)
-
-
-EULER_GAMMA = 0.5772156649015329
-
-
-def _return_levels(day_lows: list[float], day_highs: list[float], return_period: float,
-                   lo: float, hi: float) -> tuple[float, float]:
-    """Widen (lo, hi) to the `return_period`-block return levels of the block minima and
-    maxima: Gumbel laws fitted by moments (beta = s sqrt(6) / pi). Fewer than two blocks
-    give no bounds at all, so nothing can alarm."""
-    if len(day_lows) < 2:
-        return math.inf, -math.inf
-    reach = math.sqrt(6.0) / math.pi * (-math.log(-math.log(1.0 - 1.0 / float(return_period)))
-                                        - EULER_GAMMA)
-    return (min(lo, float(np.mean(day_lows)) - reach * float(np.std(day_lows, ddof=1))),
-            max(hi, float(np.mean(day_highs)) + reach * float(np.std(day_highs, ddof=1))))
 
 
 def _float(state: Mapping[str, float], key: str, default: float) -> float:
