@@ -29,11 +29,19 @@ def noise(n, seed=0):
     return np.random.default_rng(seed).normal(0.0, 1.0, n)
 
 
-def test_critical_z():
-    assert rules.critical_z(1e-5) == pytest.approx(4.4172, abs=1e-4)
-    assert rules.critical_z(0.05) == pytest.approx(1.95996, abs=1e-5)
+@pytest.mark.parametrize("critical, tail, z, abs_tol", [
+    (rules.critical_z, 1e-5, 4.4172, 1e-4), (rules.critical_z, 0.05, 1.95996, 1e-5),
+    (rules.critical_z_one_sided, 1e-5, 4.2649, 1e-4),
+    (rules.critical_z_one_sided, 0.05, 1.64485, 1e-5)])
+def test_critical_z_two_and_one_sided(critical, tail, z, abs_tol):
+    assert critical(tail) == pytest.approx(z, abs=abs_tol)
+
+
+@pytest.mark.parametrize("critical", [rules.critical_z, rules.critical_z_one_sided])
+@pytest.mark.parametrize("tail", [0.0, 1.0, -0.1])
+def test_critical_z_refuses_a_tail_outside_0_1(critical, tail):
     with pytest.raises(ValueError):
-        rules.critical_z(0.0)
+        critical(tail)
 
 
 def test_abs_error_is_the_replaced_rule():
@@ -132,13 +140,6 @@ def test_gaussian_false_alarm_rate_matches_the_tail_probability():
 AL = {"rule": "anomaly_likelihood", "threshold": rules.critical_z_one_sided(1e-5),
       "tail_probability": 1e-5, "memory": 8640, "short_window": 10, "min_count": 200,
       "holdoff": 50}
-
-
-def test_critical_z_one_sided():
-    assert rules.critical_z_one_sided(1e-5) == pytest.approx(4.2649, abs=1e-4)
-    assert rules.critical_z_one_sided(0.05) == pytest.approx(1.64485, abs=1e-5)
-    with pytest.raises(ValueError):
-        rules.critical_z_one_sided(1.0)
 
 
 def test_likelihood_state_is_floats_and_input_is_not_mutated():
@@ -294,10 +295,17 @@ RB = {**RL, "test": "both"}
 RE = {**RL, "test": "either"}
 
 
-def test_record_level_either_alarms_on_the_reading_or_the_models_forecast():
-    state = {**levels(RL, list(50.0 + noise(40, seed=13)))[-1].state, "holdoff": 0.0}
+def settled_range(seed):
+    """A record_level state after 40 noisy readings around 50 (3 blocks, no hold-off) and
+    its range (lo, hi)."""
+    state = {**levels(RL, list(50.0 + noise(40, seed=seed)))[-1].state, "holdoff": 0.0}
     lo = min(state[f"lo_{k}"] for k in range(3))
     hi = max(state[f"hi_{k}"] for k in range(3))
+    return state, lo, hi
+
+
+def test_record_level_either_alarms_on_the_reading_or_the_models_forecast():
+    state, lo, hi = settled_range(seed=13)
     mid = (lo + hi) / 2
 
     def verdict(value, predicted):
@@ -311,9 +319,7 @@ def test_record_level_either_alarms_on_the_reading_or_the_models_forecast():
 
 def test_record_level_prediction_test_lets_the_model_decide():
     """Same state, same reading: only the model's prediction changes the verdict."""
-    state = {**levels(RL, list(50.0 + noise(40, seed=11)))[-1].state, "holdoff": 0.0}
-    lo = min(state[f"lo_{k}"] for k in range(3))
-    hi = max(state[f"hi_{k}"] for k in range(3))
+    state, lo, hi = settled_range(seed=11)
     inside, below, above = (lo + hi) / 2, lo - 2.0, hi + 3.0
     for value in (inside, below, above):
         flag = rules.decide(RP, value=value, predicted=below, window=WINDOW, state=state)
@@ -334,9 +340,7 @@ def test_record_level_prediction_test_lets_the_model_decide():
 
 
 def test_record_level_both_needs_reading_and_prediction_beyond_on_the_same_side():
-    state = {**levels(RL, list(50.0 + noise(40, seed=12)))[-1].state, "holdoff": 0.0}
-    lo = min(state[f"lo_{k}"] for k in range(3))
-    hi = max(state[f"hi_{k}"] for k in range(3))
+    state, lo, hi = settled_range(seed=12)
     mid = (lo + hi) / 2
 
     def verdict(value, predicted):
