@@ -5,6 +5,8 @@ computes the same verdicts without the store: the embedded engine on every windo
 the description's decision rule reading by reading. Both must give the card's figures.
 """
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from models import nab
 from models.scoring import score
 from shared import rules, scaling
+from shared.serving.checkpoint import read_variables
 from shared.serving.description import load_description, resolve_version_dir
 from shared.serving.engine import EmbeddedModel
 from tests.models.test_nab_data import DATA_DIR, needs_data
@@ -20,9 +23,7 @@ from tests.models.test_nab_data import DATA_DIR, needs_data
 MODEL = Path(__file__).resolve().parents[2] / "models" / "modelo"
 
 
-@needs_data
-def test_the_shipped_model_has_the_model_cards_figures():
-    version_dir = resolve_version_dir(MODEL)
+def assert_the_model_cards_figures(version_dir: Path) -> None:
     description = load_description(version_dir)
     series = nab.load_machine_temperature(DATA_DIR)
     values, w = series.values, description.window
@@ -46,3 +47,30 @@ def test_the_shipped_model_has_the_model_cards_figures():
     assert result.first_detections == [2139, 3885, 16340, 19354]
     assert result.false_positives == [808, 3117, 4466, 6832, 15170, 16970, 18024, 21530]
     assert result.score == pytest.approx(2.95, abs=0.005)
+
+
+@needs_data
+def test_the_shipped_model_has_the_model_cards_figures():
+    assert_the_model_cards_figures(resolve_version_dir(MODEL))
+
+
+def float_arrays(version_dir: Path) -> list[np.ndarray]:
+    """The checkpoint's weights, whatever numbers TF gave them (the order varies by run)."""
+    arrays = [a for a in read_variables(version_dir).values() if a.dtype.kind == "f"]
+    return sorted(arrays, key=lambda a: (a.shape, a.tobytes()))
+
+
+@needs_data
+def test_make_train_reproduces_the_shipped_model(tmp_path):
+    """`make train` is `python -m models.train`: retrained from scratch, the model has the same
+    weights and the same figures as the committed one."""
+    pytest.importorskip("tensorflow")
+    subprocess.run([sys.executable, "-m", "models.train", "--models-dir", str(tmp_path),
+                    "--data-dir", str(DATA_DIR)], check=True, cwd=MODEL.parents[1],
+                   capture_output=True, timeout=600)
+    retrained = tmp_path / "modelo" / "1"
+    shipped, fresh = float_arrays(resolve_version_dir(MODEL)), float_arrays(retrained)
+    assert [a.shape for a in fresh] == [a.shape for a in shipped]
+    for new, old in zip(fresh, shipped):
+        np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-6)
+    assert_the_model_cards_figures(retrained)
