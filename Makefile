@@ -19,7 +19,7 @@ $(VENV)/.dev: $(VENV)/.local requirements/dev.txt
 	touch $@
 
 up: $(VENV)/.local          ## Redis + model + the three functions on http://127.0.0.1:8080
-	$(PY) -m infra.local
+	$(PY) -m infra.local $(ARGS)
 
 test: $(VENV)/.dev          ## the whole suite, against a real Redis server it starts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -39,8 +39,8 @@ bench: $(VENV)/.dev         ## throughput and latency of the local stack
 deploy:                     ## Docker Swarm + OpenFaaS (needs a Docker engine and faas-cli)
 	infra/deploy.sh
 
-down:                       ## remove everything deploy created
-	infra/down.sh
+down:                       ## remove everything deploy created (ARGS=--purge: the data too)
+	infra/down.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -107,8 +107,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     engine = _choice(env, "MODEL_ENGINE", "auto", ENGINES)
     if engine == "tfserving" and serving_url is None:
         raise ConfigError("MODEL_ENGINE=tfserving needs SERVING_HOST or SERVING_URL")
-    threshold = _parse(env, "THRESHOLD", None, float, lambda v: math.isfinite(v) and v > 0,
-                       "a positive number")
+    # 0 is a real margin for record_level (a bare record), so only negatives are refused
+    threshold = _parse(env, "THRESHOLD", None, float, lambda v: math.isfinite(v) and v >= 0,
+                       "a number >= 0")
     list_max = _positive_int(env, "LIST_MAX_COUNT", 10_000, 1_000_000)
     return Settings(
         redis_host=env.get("REDIS_HOST", "").strip() or "localhost",

@@ -29,7 +29,7 @@ Rules
     State keys (all floats): count (residuals absorbed), err_mean, err_var, holdoff (readings
     of hold-off left).
 
-`anomaly_likelihood` (ours, the default since round 2): the anomaly likelihood of Ahmad et al.
+`anomaly_likelihood` (ours, round 2): the anomaly likelihood of Ahmad et al.
     2017 (Neurocomputing 262, "Unsupervised real-time anomaly detection for streaming data")
     over our model's surprise. Per reading:
       1. raw score s = |z|, z the residual standardised exactly as in `residual_z` (running
@@ -50,18 +50,18 @@ Rules
     avg_mean, avg_var (those of the short-term means), held (scores in the short window),
     score_0 .. score_{short_window-1} (the last raw scores, newest first), holdoff.
 
-`record_level` (ours, the default since round 3; since round 4 shipped with test "prediction"):
-    an extreme-level test against the sensor's own range of readings. Per reading x with the
+`record_level` (ours, round 3; shipped with test "either" since round 5): an extreme-level
+    test against the sensor's own range of readings. Per reading x with the
     model's prediction p of it:
       range   lo, hi = the lowest and highest reading of the last `blocks` completed blocks of
               `block` readings, plus the current, partly filled block (block 288 = a day,
               blocks 30 = a month: the sensor's range over the last 30 to 31 days);
       tested  `test` "reading" (round 3): x; "prediction" (round 4): p, so the model's output
               decides; "both": x and p beyond the range on the same side (the smaller of the
-              two excesses counts);
-      error   = max(lo - t, t - hi) for the tested value t (for "both", per side the smaller
-              of the reading's and the prediction's excess): how far beyond the range, in
-              degrees (negative inside it);
+              two excesses counts); "either" (shipped): x or p beyond it (the larger counts);
+      error   = max(lo - t, t - hi) for the tested value t (for "both" and "either", per side
+              the smaller or the larger of the reading's and the prediction's excess): how far
+              beyond the range, in degrees (negative inside it);
       verdict anomaly when the statistics hold >= min_count readings, no hold-off is running,
               error > threshold (a margin in degrees, 0: a record low or a record high) and
               the side broken is armed. A side disarms when it alarms and re-arms once a
@@ -71,8 +71,8 @@ Rules
     Under exchangeable readings the chance that x is a record among n previous ones is 1/(n+1)
     per side (a rank test: no distribution assumed, the same for every sensor's range).
     Parameters: threshold (margin, degrees), memory, block, blocks, min_count, holdoff, sides
-    ("both", "low" or "high"; default "both"), test ("reading", "prediction" or "both";
-    default "reading", the round 3 rule). `threshold_override` replaces the margin.
+    ("both", "low" or "high"; default "both"), test ("reading", "prediction", "both" or
+    "either"; default "reading", the round 3 rule). `threshold_override` replaces the margin.
     State keys (all floats): count, level_mean, block_n, block_lo, block_hi (the current
     block), days (completed blocks held), lo_0 .. lo_{blocks-1}, hi_0 .. (newest first),
     armed_low, armed_high (1.0 or 0.0), holdoff.

@@ -28,6 +28,11 @@ def test_serving_host_is_tf_servings_rest_port_unless_a_url_is_given():
         == "https://m.example"
 
 
+@pytest.mark.parametrize("text, value", [("0", 0.0), ("9.233", 9.233), ("1.5e1", 15.0)])
+def test_threshold_takes_any_margin_from_zero_up(text, value):
+    assert load_settings({"THRESHOLD": text}).threshold == value
+
+
 def test_secrets_are_read_from_files(tmp_path):
     (tmp_path / "pw").write_text("s3cret\n")
     (tmp_path / "token").write_text("tok")

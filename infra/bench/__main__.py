@@ -3,7 +3,7 @@
     python -m infra.bench [--seconds 10] [--connections 16] [--big 1000000] [--quick]
 
 Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
-(`python -m infra.local`, one worker per core) on free ports in a temporary folder, then:
+(`python -m infra.local`, its default of two workers per core) on free ports in a temporary folder, then:
 1. batch ingestion: a 1,000,000-reading sensor loaded through `nuevo` in POSTs of 10,000
    readings (4 concurrent clients, bodies encoded before the clock starts);
 2. `detectar`, `nuevo` and `listar` with wrk (16 connections, --seconds each) on a sensor
@@ -59,7 +59,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="concurrent wrk clients")
     parser.add_argument("--big", type=int, default=1_000_000, help="readings of the big sensor")
     parser.add_argument("--batch", type=int, default=10_000, help="readings per ingestion POST")
-    parser.add_argument("--workers", type=int, default=0, help="gateway workers (default: one per core)")
+    parser.add_argument("--workers", type=int, default=0, help="gateway workers (default: the gateway's, two per core)")
     parser.add_argument("--threads", type=int, default=0, help="threads per gateway worker")
     parser.add_argument("--no-everysec", action="store_true", help="skip the appendfsync everysec runs")
     parser.add_argument("--no-install", action="store_true", help="never install wrk with apt")

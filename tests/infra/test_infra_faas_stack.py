@@ -60,6 +60,20 @@ def test_the_three_functions_and_their_handlers():
         assert (handler_dir / "requirements.txt").is_file(), f"{name} has no requirements.txt"
 
 
+def requirement_lines(path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_each_function_installs_the_shared_layers_requirements():
+    """The template installs a function's requirements.txt before `shared/` is copied in, so
+    each one repeats shared/requirements.txt and must not drift from it."""
+    shared = requirement_lines(REPO_ROOT / "shared" / "requirements.txt")
+    assert shared
+    for name in STACK["functions"]:
+        assert requirement_lines(REPO_ROOT / "functions" / name / "requirements.txt") == shared, name
+
+
 def test_images_are_named_and_versioned():
     for name, fn in STACK["functions"].items():
         image = fn["image"]
