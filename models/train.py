@@ -214,6 +214,9 @@ def write_models_config(models_dir: Path) -> Path:
         f"    name: '{MODEL_NAME}'\n"
         f"    base_path: '/models/{MODEL_NAME}'\n"
         "    model_platform: 'tensorflow'\n"
+        # the functions ask for their own version by number: the previous one stays loaded
+        # until they are rebuilt with the new one
+        "    model_version_policy { latest { num_versions: 2 } }\n"
         "  }\n"
         "}\n", encoding="utf-8")
     return path

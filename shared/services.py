@@ -46,7 +46,10 @@ def build_detector(settings: Settings) -> Detector:
 
     if not use_serving:
         return Detector(description, embedded(), threshold=settings.threshold)
-    client = TFServingClient(settings.serving_url, settings.model_name, settings.serving_timeout_s)
+    # TF Serving must compute the very version whose model.json this process applies
+    version = version_dir.name if version_dir.name.isdigit() else None
+    client = TFServingClient(settings.serving_url, settings.model_name, settings.serving_timeout_s,
+                             version=version)
     fallback = embedded() if settings.serving_fallback == "embedded" else None
     return Detector(description, client, fallback, threshold=settings.threshold)
 

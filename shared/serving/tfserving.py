@@ -42,10 +42,16 @@ class TFServingClient:
     name = "tfserving"
 
     def __init__(self, base_url: str, model_name: str, timeout_s: float,
-                 session: requests.Session | None = None, *, pool_size: int = 16) -> None:
+                 session: requests.Session | None = None, *, pool_size: int = 16,
+                 version: str | None = None) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
-        self.model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
+        if version is not None and not version.isdigit():
+            raise ValueError(f"version must be a number, got {version!r}")
+        # A pinned version: the server answers 404 rather than judge with another version's
+        # weights while the caller applies this version's scaling and decision rule.
+        self.model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}" + (
+            f"/versions/{version}" if version is not None else "")
         self.predict_url = f"{self.model_url}:predict"
         self.timeout = (timeout_s, timeout_s)  # (connect, read)
         self.session = session or _pooled_session(pool_size)
@@ -70,7 +76,8 @@ class TFServingClient:
         return output
 
     def status(self) -> ModelStatus:
-        """The model's versions as TF Serving reports them (`GET /v1/models/NAME`)."""
+        """The model's versions as TF Serving reports them (`GET /v1/models/NAME`, or
+        `.../versions/N` for a pinned version: only that one)."""
         payload = self._call("GET", self.model_url)
         try:
             return ModelStatus(tuple(

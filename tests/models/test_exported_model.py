@@ -57,7 +57,8 @@ def test_model_json_matches_the_checkpoint(version_dir):
 
 def test_models_config():
     text = (MODELS / "models_config" / "models.config").read_text()
-    for line in ("name: 'modelo'", "base_path: '/models/modelo'", "model_platform: 'tensorflow'"):
+    for line in ("name: 'modelo'", "base_path: '/models/modelo'", "model_platform: 'tensorflow'",
+                 "model_version_policy { latest { num_versions: 2 } }"):
         assert line in text
 
 

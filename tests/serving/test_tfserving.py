@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import requests
 
+from shared.config import load_settings
 from shared.serving import ServingError, ServingUnavailable
 from shared.serving.description import load_description
 from shared.serving.engine import EmbeddedModel
 from shared.serving.tfserving import TFServingClient
+from shared.services import build_detector
 from tests.serving.bundle import write_small_autoencoder
 from tests.support.tfserving_server import TFServingStub, running_tfserving
 
@@ -83,6 +85,34 @@ def test_predictions_equal_the_embedded_engine(client, engine):
     assert predictions.dtype == np.float64 and predictions.shape == (7, 10, 1)
     # TF Serving writes float32 as the shortest text that reads back to the same float32.
     np.testing.assert_array_equal(predictions.astype(np.float32), engine.predict(x).astype(np.float32))
+
+
+@pytest.mark.parametrize("model_path, version", [("", "3"), ("3", "3"), ("2", "2")])
+def test_the_functions_ask_tf_serving_for_the_version_whose_description_they_apply(
+        stub, engine, model_dir, model_path, version):
+    """MODEL_PATH's version (its highest, for a base folder) is the one asked for by number;
+    the stub, like TF Serving's default policy, serves only the newest (3), so a function
+    built with version 2 gets a 404 instead of version 3's output judged by version 2's rule."""
+    settings = load_settings({"SERVING_HOST": stub.base_url.removeprefix("http://"),
+                              "MODEL_PATH": str(model_dir / model_path), "WINDOW_SIZE": "10"})
+    predictor = build_detector(settings).predictor
+    assert predictor.predict_url == f"{stub.base_url}/v1/models/modelo/versions/{version}:predict"
+    x = windows(2)
+    if version == "3":
+        np.testing.assert_array_equal(predictor.predict(x).astype(np.float32),
+                                      engine.predict(x).astype(np.float32))
+        assert predictor.status().ready
+    else:
+        with pytest.raises(ServingError, match=r"Specific\(modelo, 2\)") as raised:
+            predictor.predict(x)
+        assert raised.value.status == 404
+        with pytest.raises(ServingError, match="Could not find version 2"):
+            predictor.status()
+
+
+def test_a_version_must_be_a_number():
+    with pytest.raises(ValueError, match="version"):
+        TFServingClient("http://tfserving:8501", "modelo", 1.0, version="latest")
 
 
 def test_requests_reuse_one_keep_alive_connection(client, stub):
