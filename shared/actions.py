@@ -31,7 +31,7 @@ class Action:
 def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
     if "readings" in params:
-        readings = parse_batch(params["readings"], services.settings.batch_max_readings)
+        readings = parse_batch(params, services.settings.batch_max_readings)
         outcome = services.store.add_batch(sensor, readings)
         document = {"sensor": sensor, "stored": outcome.stored}
         if outcome.conflicts:  # partial: say exactly which readings were refused

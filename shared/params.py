@@ -60,8 +60,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
         data = json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8 text") from None
-    except (json.JSONDecodeError, RecursionError):
-        raise BadRequest("body is not valid JSON") from None
+    except (ValueError, RecursionError):  # ValueError also: an integer of over 4,300 digits
+        raise BadRequest("body is not valid JSON, or holds a number too long to read") from None
     if isinstance(data, dict):
         return data
     if isinstance(data, (int, float)) and not isinstance(data, bool):
@@ -91,6 +91,10 @@ def topic_sensor(topic: str | None) -> str | None:
 def merged_params(query: Any, body: bytes, headers: Any = None) -> dict[str, Any]:
     """Query-string parameters, overridden by those of a JSON body; the sensor of the
     `X-Topic` header (an event connector's call) when neither names one."""
+    repeated = [key for key in query.keys()
+                if hasattr(query, "getlist") and len(query.getlist(key)) > 1]
+    if repeated:  # which one was meant is a guess; storing a guess is worse than refusing
+        raise BadRequest(f"{repeated[0][:64]} is given more than once in the query string")
     params: dict[str, Any] = {key: query.get(key) for key in query.keys()}
     params.update(parse_body(body))
     if headers is not None and params.get("sensor") in (None, ""):
@@ -164,8 +168,17 @@ def parse_reading(params: Mapping[str, Any]) -> Reading:
     return Reading(parse_dato(params.get("dato")), parse_timestamp(params.get("timestamp")))
 
 
-def parse_batch(raw: Any, max_readings: int) -> list[Reading]:
-    """A batch is valid only as a whole: one bad reading rejects it all."""
+BATCH_ITEM_FIELDS = frozenset({"dato", "timestamp"})
+
+
+def parse_batch(params: Mapping[str, Any], max_readings: int) -> list[Reading]:
+    """The request's `readings`, valid only as a whole: one bad reading rejects it all. They
+    belong to the request's sensor, so an item naming anything else (its own `sensor`), or a
+    `dato` beside the batch, is refused rather than stored where its sender did not mean."""
+    beside = [key for key in ("dato", "timestamp") if params.get(key) not in (None, "")]
+    if beside:
+        raise BadRequest(f"{beside[0]} cannot be given beside readings: put it in the batch")
+    raw = params["readings"]
     if not isinstance(raw, list) or not raw:
         raise BadRequest("readings must be a non-empty list of {\"dato\", \"timestamp\"}")
     if len(raw) > max_readings:
@@ -174,6 +187,11 @@ def parse_batch(raw: Any, max_readings: int) -> list[Reading]:
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise BadRequest(f"readings[{index}] must be an object with dato")
+        unknown = sorted(set(item) - BATCH_ITEM_FIELDS)
+        if unknown:
+            raise BadRequest(f"readings[{index}] has fields other than dato and timestamp: "
+                             f"{', '.join(str(key)[:64] for key in unknown[:5])} (a batch's "
+                             "sensor is the request's `sensor`)")
         try:
             readings.append(parse_reading(item))
         except BadRequest as exc:

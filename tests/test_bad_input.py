@@ -70,6 +70,42 @@ def test_malformed_bodies_are_refused_and_nothing_is_stored(api, redis_client, b
     assert nothing_stored(redis_client)
 
 
+@pytest.mark.parametrize("function, body, word", [
+    ("nuevo", b'{"dato": ' + b"9" * 5000 + b"}", "JSON"),
+    ("detectar", b'{"dato": ' + b"9" * 5000 + b"}", "JSON"),
+    ("nuevo", b'{"dato": 1, "timestamp": ' + b"9" * 4400 + b"}", "JSON"),
+    ("nuevo", b'{"readings": [{"dato": 1, "sensor": "horno-9"}]}', "sensor"),
+    ("nuevo", b'{"readings": [{"dato": 1, "valor": 2}]}', "valor"),
+    ("nuevo", b'{"dato": 5, "readings": [{"dato": 1}]}', "dato"),
+    ("nuevo", b'{"timestamp": 1700000000000, "readings": [{"dato": 1}]}', "timestamp"),
+    ("listar", b'{"count": ' + b"9" * 5000 + b"}", "JSON"),
+])
+def test_bodies_that_say_more_or_other_than_we_can_store_are_refused(api, redis_client, function,
+                                                                     body, word):
+    """A number too long to read, a batch item naming another sensor or field, a dato beside
+    a batch: 400 naming the problem, in JSON and in HTML, and nothing stored."""
+    for params in ({"format": "json"}, {}):
+        answer = api.http.post(api.url(function), data=body, params=params,
+                               headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        assert word in (answer.json()["error"] if params else answer.text)
+        assert answer.headers["Content-Type"].startswith(
+            "application/json" if params else "text/html")
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("function, query", [
+    ("nuevo", "dato=25.4&dato=abc"), ("nuevo", "dato=1&dato=2"),
+    ("detectar", "dato=1&dato=1"), ("nuevo", "dato=1&sensor=a&sensor=b"),
+    ("listar", "count=5&count=6"),
+])
+def test_a_parameter_given_twice_is_refused(api, redis_client, function, query):
+    answer = api.http.get(f"{api.url(function)}?{query}&format=json")
+    assert answer.status_code == 400
+    assert "more than once" in answer.json()["error"]
+    assert nothing_stored(redis_client)
+
+
 def test_an_oversized_body_is_refused(api, redis_client):
     answer = api.http.post(api.url("nuevo"), data=b" " * (2 << 20) + b"1",
                            params={"format": "json"})
