@@ -50,10 +50,14 @@ def _check(event: Any, action: Action, services: Services) -> None:
 
 
 def _failure(status: int, message: str, as_json: bool, host: str,
-             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+             extra: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
     if as_json:
-        return render.response(status, {"error": message, **(extra or {})}, True)
-    return render.response(status, render.error_html(status, message, host), False)
+        answer = render.response(status, {"error": message, **(extra or {})}, True)
+    else:
+        answer = render.response(status, render.error_html(status, message, host), False)
+    answer["headers"].update(headers or {})
+    return answer
 
 
 def serve(event: Any, context: Any, action: Action, services: Services = SERVICES) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def serve(event: Any, context: Any, action: Action, services: Services = SERVICE
         result = action.run(merged_params(event.query, event.body or b"", event.headers),
                             services, host)
     except ApiError as exc:
-        return _failure(exc.status, exc.message, as_json, host)
+        return _failure(exc.status, exc.message, as_json, host, headers=exc.headers())
     except StoredButNotJudged as exc:
         cause = exc.cause
         status = cause.status if isinstance(cause, ApiError) else 500

@@ -16,6 +16,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the caller needs to act on this failure."""
+        return {}
+
 
 class BadRequest(ApiError):
     status = 400
@@ -37,6 +41,19 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status = 413
+
+
+class TooManyRequests(ApiError):
+    """One sensor is sent server-clock readings faster than its milliseconds free up."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class Unavailable(ApiError):

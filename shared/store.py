@@ -9,6 +9,7 @@ Key layout: docs/architecture.md.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .config import Settings
-from .errors import Conflict, Unavailable
+from .errors import Conflict, TooManyRequests, Unavailable
 from .params import HistoryQuery, Reading
 
 MAX_CLOCK_BUMPS = 1000  # server-clock readings move at most this many ms forward
@@ -281,7 +282,9 @@ class ReadingStore:
             raise Conflict(f"sensor {sensor!r} already has a reading at timestamp "
                            f"{timestamp}; it was not overwritten")
         if reply[0] == -2:
-            raise Unavailable("could not find a free millisecond for the reading; try again")
+            raise TooManyRequests(f"sensor {sensor!r} has no free millisecond near the server's "
+                                  "clock (at most one server-clock reading per ms); nothing was "
+                                  "stored, retry after 1 s or send a timestamp", retry_after_s=1)
         return reply
 
     def add(self, sensor: str, reading: Reading) -> int:
@@ -301,7 +304,8 @@ class ReadingStore:
         """Store a batch in one round trip, atomically: server-clock readings end at the
         current millisecond (reading i of n at now - n + 1 + i) or move to the next free
         one; explicit timestamps the sensor already has are reported, not stored. When the
-        server-clock readings cannot all be placed, nothing is stored (Unavailable)."""
+        server-clock readings cannot all be placed, nothing is stored (TooManyRequests: the
+        clock must move on by about one ms per reading first)."""
         args: list = []
         for reading in readings:
             args += ("" if reading.timestamp is None else reading.timestamp, repr(reading.value))
@@ -309,8 +313,11 @@ class ReadingStore:
             reply = self._batch(sensor, sensor, now_ms() - len(readings) + 1, MAX_CLOCK_BUMPS,
                                 *args, keys=1)
         if reply[0] == -2:
-            raise Unavailable("could not find free milliseconds for the batch's readings "
-                              "without timestamps; nothing was stored, try again")
+            retry = max(1, math.ceil(len(readings) / 1000))
+            raise TooManyRequests(f"sensor {sensor!r} has no room for {len(readings)} server-clock "
+                                  "readings near the server's clock (one per ms); nothing was "
+                                  f"stored, retry after {retry} s or send timestamps",
+                                  retry_after_s=retry)
         return BatchResult(int(reply[0]), [int(t) for t in reply[1]])
 
     def history(self, sensor: str, query: HistoryQuery) -> History:

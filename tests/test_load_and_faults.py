@@ -107,7 +107,7 @@ def test_concurrent_batches_without_timestamps_are_stored_whole_once_or_not_at_a
     """Server-clock batches end at the current millisecond, so concurrent ones overlap and
     their readings move to free milliseconds. 2,400 readings in well under a second are more
     than one sensor's milliseconds can hold (at most MAX_CLOCK_BUMPS past the clock): the
-    batches that do not fit are refused whole (503), never stored in part."""
+    batches that do not fit are refused whole (429 with Retry-After), never stored in part."""
     def work(writer: int, http: requests.Session) -> list[tuple[int, list[float]]]:
         answers = []
         for batch in range(3):
@@ -118,8 +118,9 @@ def test_concurrent_batches_without_timestamps_are_stored_whole_once_or_not_at_a
             if answer.status_code == 200:
                 assert answer.json() == {"sensor": "lotes", "stored": 100}
             else:
-                assert answer.status_code == 503, answer.text
+                assert answer.status_code == 429, answer.text
                 assert "nothing was stored" in answer.json()["error"]
+                assert answer.headers["Retry-After"] == "1"
             answers.append((answer.status_code, values))
         return answers
 
@@ -129,6 +130,44 @@ def test_concurrent_batches_without_timestamps_are_stored_whole_once_or_not_at_a
     stored = series(redis_client, "lotes")
     assert sorted(v for _, v in stored) == acknowledged  # whole batches, each value once
     assert len({t for t, _ in stored}) == len(stored)
+
+
+def test_a_reading_with_no_free_millisecond_is_told_to_come_back(api, redis_client):
+    """Every millisecond from now to 3 s ahead already taken (readings sent with timestamps):
+    a server-clock reading cannot move past MAX_CLOCK_BUMPS, so it is refused with 429 and
+    Retry-After 1, in the caller's format, and nothing is stored; with a timestamp it fits."""
+    now = int(time.time() * 1000)
+    taken = [("ocupado", t, 1.0) for t in range(now - 5, now + 3000)]
+    redis_client.ts().create("ocupado")
+    for start in range(0, len(taken), 1000):
+        redis_client.ts().madd(taken[start:start + 1000])
+    for params, json_answer in (({"dato": "2.5", "sensor": "ocupado", "format": "json"}, True),
+                                ({"dato": "2.5", "sensor": "ocupado"}, False)):
+        refused = api.http.get(f"{api.base}/function/nuevo", params=params)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        assert "no free millisecond" in (refused.json()["error"] if json_answer else refused.text)
+    assert 2.5 not in {v for _, v in series(redis_client, "ocupado")}
+    fits = api.json("nuevo", dato="2.5", sensor="ocupado", timestamp=str(now - 10))
+    assert fits.status_code == 200
+
+
+def test_a_batch_that_does_not_fit_yet_is_told_when_to_come_back(api, redis_client):
+    """2,000 server-clock readings fill the sensor's last 2 s of milliseconds: a second batch
+    right after has no room (429, Retry-After 2, nothing stored) and fits once that has passed."""
+    body = {"sensor": "lleno", "readings": [{"dato": i + 0.5} for i in range(2000)]}
+    first = api.http.post(f"{api.base}/function/nuevo", json=body, timeout=30)
+    refused = api.http.post(f"{api.base}/function/nuevo", json=body, timeout=30)
+    assert first.status_code == 200
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "2"
+    assert refused.headers["Content-Type"].startswith("text/html")
+    assert "retry after 2 s" in refused.text
+    assert len(series(redis_client, "lleno")) == 2000
+    time.sleep(int(refused.headers["Retry-After"]))
+    again = api.http.post(f"{api.base}/function/nuevo", json=body, params={"format": "json"},
+                          timeout=30)
+    assert again.status_code == 200 and again.json()["stored"] == 2000
+    assert len(series(redis_client, "lleno")) == 4000
 
 
 # --- Redis killed in the middle of a write load -----------------------------------------
