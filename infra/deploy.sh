@@ -230,6 +230,24 @@ wait_http() {
     done
 }
 
+wait_function() {
+    # Waits until the function itself answers: its answers to ?format=json are JSON (a 401
+    # without the token included), while the gateway's own (404 before faas-swarm has made the
+    # service, an empty 200 when its scale-from-zero wait runs out, 502) are plain text.
+    local fn="$1" url="$GATEWAY_URL/function/$1?format=json" deadline=$((SECONDS + WAIT_SECONDS)) type
+    while :; do
+        type="$(curl -s -o /dev/null -m 10 -w '%{content_type}' "$url" 2>/dev/null || true)"
+        if [[ "$type" == application/json* ]]; then
+            say "function $fn answers"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            die "function $fn did not answer in ${WAIT_SECONDS}s (last content type: ${type:-none}) at $url"
+        fi
+        sleep 3
+    done
+}
+
 # --- main -------------------------------------------------------------------------------------------------
 main() {
     check_tools
@@ -270,8 +288,7 @@ main() {
 
     local fn
     for fn in "${FUNCTIONS[@]}"; do
-        # Any answer from the function itself (2xx-4xx; 401 without a token is fine).
-        wait_http "function $fn" "$GATEWAY_URL/function/$fn" 200 499
+        wait_function "$fn"
     done
 
     cat <<EOF

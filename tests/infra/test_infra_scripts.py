@@ -122,7 +122,7 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
     assert func < data < up
     assert _index(calls, r"^docker swarm init") < func
     for fn in ("nuevo", "listar", "detectar"):
-        assert _index(calls, rf"^curl .*/function/{fn}$") > up
+        assert _index(calls, rf"^curl .*/function/{fn}\?format=json$") > up
     for url in ("8080", "3000", "8081", "9090"):
         assert f"http://127.0.0.1:{url}" in result.stdout
     assert "basic-auth-password" in result.stdout
@@ -194,6 +194,15 @@ def test_docker_29_gets_the_newer_api_version_for_faas_swarm(host):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1.44" in result.stderr
     assert re.search(r'DOCKER_API_VERSION: "?1\.44', (host.state / "stacks" / "func").read_text())
+
+
+def test_deploy_waits_for_the_functions_not_the_gateways_own_answers(host):
+    """The gateway answers plain text for a function it cannot reach yet (404, an empty 200
+    after its scale-from-zero wait): deploy keeps waiting and fails naming the function."""
+    result = host.run(DEPLOY_SH, FAKE_CONTENT_TYPE="text/plain; charset=utf-8")
+    assert result.returncode != 0
+    assert "function nuevo did not answer" in result.stderr
+    assert "text/plain" in result.stderr
 
 
 def test_deploy_refuses_to_start_without_a_model(host):
