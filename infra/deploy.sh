@@ -264,11 +264,8 @@ main() {
 
     say "deploying stack data (Redis, TF Serving, Grafana, visualizer) from infra/swarm/data.yml"
     docker stack deploy --prune -c "$SWARM_DIR/data.yml" data
-    say "deploying stack mqtt (Mosquitto, OpenFaaS mqtt-connector) from infra/swarm/mqtt.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/mqtt.yml" mqtt
     wait_stack func
     wait_stack data
-    wait_stack mqtt
 
     cd "$ROOT"
     if [ ! -d template/python3-http ]; then
@@ -290,6 +287,12 @@ main() {
     for fn in "${FUNCTIONS[@]}"; do
         wait_function "$fn"
     done
+
+    # After the functions: the connector delivers retained messages as soon as it connects,
+    # and a message that matches no function yet is dropped, not retried.
+    say "deploying stack mqtt (Mosquitto, OpenFaaS mqtt-connector) from infra/swarm/mqtt.yml"
+    docker stack deploy --prune -c "$SWARM_DIR/mqtt.yml" mqtt
+    wait_stack mqtt
 
     cat <<EOF
 

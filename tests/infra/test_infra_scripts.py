@@ -123,6 +123,8 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
     assert _index(calls, r"^docker swarm init") < func
     for fn in ("nuevo", "listar", "detectar"):
         assert _index(calls, rf"^curl .*/function/{fn}\?format=json$") > up
+    assert _index(calls, r"^docker stack deploy .*mqtt\.yml mqtt$") > _index(
+        calls, r"^curl .*/function/detectar\?format=json$")
     for url in ("8080", "3000", "8081", "9090"):
         assert f"http://127.0.0.1:{url}" in result.stdout
     assert "basic-auth-password" in result.stdout
