@@ -154,7 +154,7 @@ def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         # Integer arithmetic: moment.timestamp() * 1000 is a float, 1 ms early for some times.
-        millis = (moment - EPOCH) // timedelta(milliseconds=1) if moment.year > 1969 else -1
+        millis = (moment - EPOCH) // timedelta(milliseconds=1)
     else:
         raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
     if not 0 <= millis <= MAX_TIMESTAMP_MS:
@@ -207,6 +207,8 @@ def parse_count(raw: Any, default: int, maximum: int) -> int:
         return default
     if isinstance(raw, str) and DIGITS_RE.fullmatch(raw.strip()):
         raw = int(raw.strip())
+    if isinstance(raw, float) and raw.is_integer():  # JSON 20.0, as timestamps accept
+        raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= maximum:
         raise BadRequest(f"count must be a whole number from 1 to {maximum}")
     return raw

@@ -55,6 +55,23 @@ def test_nuevo_takes_a_json_body_an_iso_time_and_a_bare_number(api, redis_client
     assert stored_values(redis_client) == [18.5]
 
 
+def test_the_first_millisecond_is_a_timestamp_in_any_offset(api, redis_client):
+    """1969-12-31T23:00-01:00 is the epoch itself; a moment before it is refused."""
+    answer = api.json("nuevo", dato="1.5", sensor="epoca", timestamp="1969-12-31T23:00:00-01:00")
+    assert answer.status_code == 200 and answer.json()["timestamp"] == 0
+    early = api.json("nuevo", dato="1.5", sensor="epoca", timestamp="1969-12-31T22:59:59.999-01:00")
+    assert early.status_code == 400 and "out of range" in early.json()["error"]
+
+
+def test_json_numbers_that_are_whole_count_as_whole(api, redis_client):
+    for i in range(3):
+        api.get("nuevo", dato=str(i), sensor="enteros")
+    answer = api.post("listar", {"sensor": "enteros", "count": 2.0}, params={"format": "json"})
+    assert answer.status_code == 200 and len(answer.json()["readings"]) == 2
+    half = api.post("listar", {"sensor": "enteros", "count": 2.5}, params={"format": "json"})
+    assert half.status_code == 400 and "count" in half.json()["error"]
+
+
 def test_nuevo_stores_a_batch_in_one_call(api, redis_client):
     readings = [{"dato": 20 + i / 10, "timestamp": 1_700_000_000_000 + i * 1000} for i in range(500)]
     answer = api.post("nuevo", {"sensor": "lote", "readings": readings}, params={"format": "json"})
