@@ -106,10 +106,15 @@ def test_a_parameter_given_twice_is_refused(api, redis_client, function, query):
     assert nothing_stored(redis_client)
 
 
-def test_an_oversized_body_is_refused(api, redis_client):
-    answer = api.http.post(api.url("nuevo"), data=b" " * (2 << 20) + b"1",
-                           params={"format": "json"})
-    assert answer.status_code == 413
+def test_an_oversized_body_is_refused_in_the_callers_format(api, redis_client):
+    body = b" " * (2 << 20) + b"1"
+    answer = api.http.post(api.url("nuevo"), data=body, params={"format": "json"})
+    assert answer.status_code == 413 and "larger than" in answer.json()["error"]
+    page = api.http.post(api.url("detectar"), data=body)
+    assert page.status_code == 413 and page.headers["Content-Type"].startswith("text/html")
+    chunked = api.http.post(api.url("nuevo"), data=iter([body[:1 << 20], body[1 << 20:]]),
+                            params={"format": "json"})
+    assert chunked.status_code == 413 and "larger than" in chunked.json()["error"]
     assert nothing_stored(redis_client)
 
 

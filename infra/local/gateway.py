@@ -88,11 +88,8 @@ class Gateway:
             return _plain(f"function {name!r} not found", 404)
         if request.method == "OPTIONS":  # Flask answers it without calling the handler
             return Response("", 200, headers={"Allow": ", ".join(TEMPLATE_METHODS)})
-        if request.method not in TEMPLATE_METHODS + ("HEAD",):
+        if request.method not in TEMPLATE_METHODS + ("HEAD",):  # the template's Flask route
             return _plain("method not allowed", 405)
-        if (request.content_length or 0) > self.max_body_bytes:
-            # Refused before reading; the handler's own limit covers chunked bodies.
-            return _plain("request body too large", 413)
         self._count(name)
         try:
             returned = function.module.handle(Event(request, "/" + rest), Context())
