@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
+import redis
 
 from infra.local.redis_server import RedisServer, free_port
 from tests.support.stack import LocalStack
@@ -31,6 +36,27 @@ def test_redis_down_is_a_503_and_the_functions_recover_when_it_returns(own_redis
         assert stack.http.get(f"{stack.base}/healthz").status_code == 200
         readings = stack.json("listar").json()["readings"]
         assert [(r["timestamp"], r["value"]) for r in readings] == [(3000, 3.0), (1000, 1.0)]
+
+
+def test_make_ups_own_redis_is_started_again_when_it_dies(tmp_path):
+    """`make up` owns its Redis: killed (SIGKILL, like an OOM kill), it is started again on
+    the same port and append-only file, and every acknowledged reading is still there."""
+    with LocalStack(None, tmp_path) as stack:
+        for i in range(20):
+            assert stack.json("nuevo", dato=str(i), timestamp=str(1000 * (i + 1))).status_code == 200
+        first = redis.Redis(port=stack.redis_port)
+        pid = first.info("server")["process_id"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while stack.http.get(f"{stack.base}/healthz").status_code != 200:
+            assert time.monotonic() < deadline, stack.log()
+            time.sleep(0.1)
+        assert redis.Redis(port=stack.redis_port).info("server")["process_id"] != pid
+        assert stack.json("nuevo", dato="99", timestamp="99000").status_code == 200
+        listed = stack.json("listar", count="100").json()
+        assert listed["total"] == 21
+        assert [r["value"] for r in listed["readings"]] == [99.0, *map(float, range(19, -1, -1))]
+        assert "starting it again" in stack.log()
 
 
 def feed(stack, count):

@@ -2,8 +2,8 @@
 
     python -m infra.local [--port 8080] [--data-dir data/redis] [--workers N] [--threads T]
 
-Starts a real redis-server with RedisTimeSeries (append-only, data kept in --data-dir)
-unless REDIS_HOST names another one, loads the model, and serves the gateway's routes on
+Starts a real redis-server with RedisTimeSeries (append-only, data kept in --data-dir;
+started again if it ever exits) unless REDIS_HOST names another one, loads the model, and serves the gateway's routes on
 http://127.0.0.1:8080 until Ctrl-C, which stops everything cleanly. With MQTT_BROKER set
 (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
 functions whose `topic` annotation names its topic, as OpenFaaS's mqtt-connector does
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     server = bridge = None
     if not os.environ.get("REDIS_HOST"):
         server = RedisServer(args.data_dir, port=args.redis_port).start()
+        server.keep_running()
         os.environ.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(server.port))
         log.info("redis-server (RedisTimeSeries, AOF fsync always) on 127.0.0.1:%d, data in %s",
                  server.port, args.data_dir)

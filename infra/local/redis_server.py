@@ -8,6 +8,7 @@ that wheel is never installed (it would pin an old protobuf).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -15,15 +16,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from . import processes
 
+log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("ANOMALIAS_CACHE", REPO_ROOT / ".cache"))
 OPENSSL_WHEEL = "mysql-connector-python==8.0.31"
@@ -72,6 +75,8 @@ class RedisServer:
     port: int = 0
     fsync: str = "always"
     process: subprocess.Popen | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    _restarting: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def command(self) -> list[str]:
         stack = stack_dir()
@@ -101,6 +106,27 @@ class RedisServer:
                     raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
                 time.sleep(0.05)
 
+    def keep_running(self, check_every_s: float = 0.5) -> None:
+        """Start redis-server again whenever it exits (a crash, an OOM kill) until stop(), as
+        Swarm's restart policy does for the Redis service: the functions answer 503 meanwhile
+        and the AOF brings back every acknowledged reading."""
+        def watch() -> None:
+            while not self._stopping.wait(check_every_s):
+                if self.process is None or self.process.poll() is None:
+                    continue
+                log.error("redis-server exited (%s); starting it again on port %d",
+                          self.process.returncode, self.port)
+                with self._restarting:  # stop() waits for a start under way
+                    if self._stopping.is_set():
+                        return
+                    try:
+                        self.start()
+                        log.info("redis-server is back on port %d", self.port)
+                    except RuntimeError as exc:  # e.g. the port was taken meanwhile: again
+                        log.error("%s", exc)
+
+        threading.Thread(target=watch, name="redis-watch", daemon=True).start()
+
     def client(self, **kwargs) -> redis.Redis:
         return redis.Redis(port=self.port, **kwargs)
 
@@ -111,5 +137,7 @@ class RedisServer:
             self.process.wait()
 
     def stop(self) -> None:
-        """SIGTERM: Redis flushes the AOF and exits cleanly."""
-        processes.stop(self.process)
+        """SIGTERM: Redis flushes the AOF and exits cleanly (and is not started again)."""
+        self._stopping.set()
+        with self._restarting:
+            processes.stop(self.process)
