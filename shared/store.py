@@ -70,7 +70,7 @@ def now_ms() -> int:
 
 
 @contextmanager
-def _answering_errors(sensor: str) -> Iterator[None]:
+def _answering_errors(sensor: str, writing: bool = True) -> Iterator[None]:
     """Redis failures as the errors the caller is answered with."""
     try:
         yield
@@ -78,8 +78,9 @@ def _answering_errors(sensor: str) -> Iterator[None]:
         raise Unavailable("Redis refused our credentials") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # A write may have been applied just before the connection broke: say so honestly.
-        raise Unavailable("Redis is unavailable; try again (a reading re-sent with its "
-                          "timestamp is never stored twice)") from exc
+        raise Unavailable("Redis is unavailable; try again" + (
+            " (a reading re-sent with its timestamp is never stored twice)" if writing else "")
+        ) from exc
     except redis.ResponseError as exc:
         if "not a TSDB key" in str(exc) or "WRONGTYPE" in str(exc):
             raise Conflict(f"sensor {sensor!r} names a Redis key that is not a time series") from exc
@@ -321,7 +322,7 @@ class ReadingStore:
         return BatchResult(int(reply[0]), [int(t) for t in reply[1]])
 
     def history(self, sensor: str, query: HistoryQuery) -> History:
-        with _answering_errors(sensor):
+        with _answering_errors(sensor, writing=False):
             reply = self._history(sensor, anomalies_key(sensor), query.start, query.end,
                                   query.count, keys=2)
         if not reply:  # no such sensor yet

@@ -28,6 +28,8 @@ def test_redis_down_is_a_503_and_the_functions_recover_when_it_returns(own_redis
             answer = stack.json(function, dato="2")
             assert answer.status_code == 503, answer.text
             assert "Redis is unavailable" in answer.json()["error"]
+            # the advice on re-sending is for writes only
+            assert ("re-sent" in answer.json()["error"]) == (function != "listar")
         page = stack.get("nuevo", dato="2")
         assert page.status_code == 503 and "Traceback" not in page.text
         assert stack.http.get(f"{stack.base}/healthz").status_code == 503
