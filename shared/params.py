@@ -91,8 +91,8 @@ def topic_sensor(topic: str | None) -> str | None:
 def merged_params(query: Any, body: bytes, headers: Any = None) -> dict[str, Any]:
     """Query-string parameters, overridden by those of a JSON body; the sensor of the
     `X-Topic` header (an event connector's call) when neither names one."""
-    repeated = [key for key in query.keys()
-                if hasattr(query, "getlist") and len(query.getlist(key)) > 1]
+    getlist = getattr(query, "getlist", None)  # a plain dict cannot repeat a key
+    repeated = [key for key in query.keys() if getlist and len(getlist(key)) > 1]
     if repeated:  # which one was meant is a guess; storing a guess is worse than refusing
         raise BadRequest(f"{repeated[0][:64]} is given more than once in the query string")
     params: dict[str, Any] = {key: query.get(key) for key in query.keys()}

@@ -3,9 +3,9 @@
     python -m infra.local [--port 8080] [--data-dir data/redis] [--workers N] [--threads T]
 
 Starts a real redis-server with RedisTimeSeries (append-only, data kept in --data-dir;
-started again if it ever exits) unless REDIS_HOST names another one, loads the model, and serves the gateway's routes on
-http://127.0.0.1:8080 until Ctrl-C, which stops everything cleanly. With MQTT_BROKER set
-(e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
+started again if it ever exits) unless REDIS_HOST names another one, loads the model, and
+serves the gateway's routes on http://127.0.0.1:8080 until Ctrl-C, which stops everything
+cleanly. With MQTT_BROKER set (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
 functions whose `topic` annotation names its topic, as OpenFaaS's mqtt-connector does
 (infra/local/mqtt.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
 POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py).
