@@ -268,10 +268,9 @@ main() {
     wait_stack data
 
     cd "$ROOT"
-    if [ ! -d template/python3-http ]; then
-        say "faas-cli template pull stack (python3-http, pinned in stack.yml)"
-        faas-cli template pull stack -f stack.yml
-    fi
+    # --overwrite: a template/ left by an earlier, differently pinned pull must not win
+    say "faas-cli template pull stack --overwrite (python3-http, pinned in stack.yml)"
+    faas-cli template pull stack -f stack.yml --overwrite
     say "faas-cli login ($GATEWAY_URL, user admin)"
     faas-cli login --gateway "$GATEWAY_URL" --username admin --password-stdin \
         < "$SECRETS_DIR/basic-auth-password"

@@ -119,6 +119,7 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
     func = _index(calls, r"^docker stack deploy .*openfaas\.yml func$")
     data = _index(calls, r"^docker stack deploy .*data\.yml data$")
     up = _index(calls, r"^faas-cli up -f stack\.yml .*--skip-push")
+    assert _index(calls, r"^faas-cli template pull stack -f stack\.yml --overwrite$") < up
     assert func < data < up
     assert _index(calls, r"^docker swarm init") < func
     for fn in ("nuevo", "listar", "detectar"):
