@@ -55,7 +55,7 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
                 "readings": [{"timestamp": t, "value": v, "anomaly": t in history.anomalies}
                              for t, v in history.readings]}
     return Result(200, document, render.history_html(
-        sensor, history.total, history.readings, history.anomalies, host))
+        sensor, history.total, history.readings, history.anomalies, query, host))
 
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -74,8 +74,9 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     document = {**base, "anomaly": verdict.anomaly, "predicted": verdict.predicted,
                 "error": verdict.error, "threshold": verdict.threshold,
                 "window": stored.window, "engine": verdict.engine}
-    if verdict.message:
-        document["message"] = verdict.message
+    for key in ("message", "note"):  # why it was not judged, or why it was not flagged
+        if getattr(verdict, key):
+            document[key] = getattr(verdict, key)
     return Result(200, document, render.verdict_html(document, host))
 
 

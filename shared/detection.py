@@ -28,8 +28,9 @@ class Verdict:
     error: float | None = None
     threshold: float | None = None
     engine: str | None = None
-    message: str | None = None
+    message: str | None = None  # why it was not judged
     state: dict[str, float] = field(default_factory=dict)
+    note: str | None = None  # why the rule did not flag it when it may look as if it should
 
 
 class Detector:
@@ -70,4 +71,4 @@ class Detector:
         decision = rules.decide(self.description.decision, value=value, predicted=predicted,
                                 window=raw, state=state, threshold_override=self.threshold_override)
         return Verdict(decision.anomaly, predicted, decision.error, decision.threshold, engine,
-                       state=decision.state)
+                       state=decision.state, note=decision.note)

@@ -6,20 +6,24 @@ Everything a caller sent that is echoed into HTML goes through `escape`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
-from .chart import readings_chart
+from .chart import clock, number, readings_chart
+from .params import HistoryQuery
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #eee;text-align:right}
-.verdict{font-size:3rem;font-weight:bold}.true{color:#c62828}.false{color:#2e7d32}
-.unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}.chart{max-width:100%}
-.meta{color:#666;font-size:.9rem}"""
+STYLE = """body{font-family:system-ui,sans-serif;margin:1rem 2rem;color:#222}
+table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #eee}
+td{text-align:right}th{text-align:left}.time{white-space:nowrap}
+.verdict{font-size:3rem;font-weight:bold;margin:.5rem 0}.true{color:#c62828}.false{color:#2e7d32}
+.unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}.chart{width:100%;min-width:480px}
+.wide{overflow-x:auto}.meta{color:#666;font-size:.9rem}
+@media (max-width:600px){body{margin:.5rem}}"""
+TABLE_ROWS = 500  # a page stays readable; the chart and the JSON answer hold every reading
 
 
 def wants_json(query: Any, headers: Any) -> bool:
@@ -31,11 +35,6 @@ def wants_json(query: Any, headers: Any) -> bool:
     return JSON_TYPE in accept and "text/html" not in accept
 
 
-def iso(timestamp: int) -> str:
-    moment = datetime.fromtimestamp(timestamp / 1000, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def response(status: int, body: Any, as_json: bool) -> dict[str, Any]:
     """The python3-http response dict; bodies are always strings with an explicit type."""
     if as_json:
@@ -45,8 +44,9 @@ def response(status: int, body: Any, as_json: bool) -> dict[str, Any]:
 
 
 def page(title: str, content: str, host: str) -> str:
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{content}"
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{content}"
             f"<p class=\"meta\">answered by {escape(host)}</p></body></html>")
 
 
@@ -54,49 +54,75 @@ def error_html(status: int, message: str, host: str) -> str:
     return page(f"Error {status}", f"<h1>Error {status}</h1><p>{escape(message)}</p>", host)
 
 
+def _time(timestamp: int) -> str:
+    return f'<td class="time" title="{timestamp} ms since the epoch">{clock(timestamp)}</td>'
+
+
+def _history_link(sensor: str) -> str:
+    return f'<p><a href="listar?sensor={quote(sensor)}">History of {escape(sensor)}</a></p>'
+
+
 def reading_html(sensor: str, timestamp: int, value: float) -> str:
     return (f"<tr><th>sensor</th><td>{escape(sensor)}</td></tr>"
-            f"<tr><th>value</th><td>{value:g}</td></tr>"
-            f"<tr><th>time</th><td>{iso(timestamp)} ({timestamp})</td></tr>")
+            f"<tr><th>value</th><td>{number(value)}</td></tr>"
+            f"<tr><th>time</th>{_time(timestamp)}</tr>")
 
 
 def stored_html(sensor: str, timestamp: int, value: float, host: str) -> str:
     return page("Reading stored", f"<h1>Reading stored</h1><table>"
-                f"{reading_html(sensor, timestamp, value)}</table>", host)
+                f"{reading_html(sensor, timestamp, value)}</table>{_history_link(sensor)}", host)
 
 
 def batch_html(sensor: str, stored: int, conflicts: list[int], host: str) -> str:
     refused = (f"<p>{len(conflicts)} readings were refused: their timestamps were taken "
                f"({', '.join(str(t) for t in conflicts[:20])})</p>" if conflicts else "")
     return page("Readings stored", f"<h1>{stored} readings stored for sensor "
-                f"{escape(sensor)}</h1>{refused}", host)
+                f"{escape(sensor)}</h1>{refused}{_history_link(sensor)}", host)
+
+
+def _shown(total: int, shown: int, query: HistoryQuery) -> str:
+    """What the page shows of the sensor's readings, in words: the range and the count cut."""
+    if isinstance(query.start, int) or isinstance(query.end, int):
+        since = clock(query.start) if isinstance(query.start, int) else "the first reading"
+        until = clock(query.end) if isinstance(query.end, int) else "the last"
+        where = f" from {since} to {until}"
+    else:
+        where = ""
+    cut = f" (at most count={query.count})" if shown == query.count else ""
+    return f"{shown} readings{where}, newest first{cut}, of {total} stored."
 
 
 def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
-                 anomalies: set[int], host: str) -> str:
+                 anomalies: set[int], query: HistoryQuery, host: str) -> str:
     rows = "".join(
-        f'<tr class="anomaly"><td>{iso(t)}</td><td>{v:g}</td><td>anomaly</td></tr>'
-        if t in anomalies else f"<tr><td>{iso(t)}</td><td>{v:g}</td><td></td></tr>"
-        for t, v in readings)
-    table = (f"<table><tr><th>time</th><th>value</th><th></th></tr>{rows}</table>"
+        f'<tr class="anomaly">{_time(t)}<td>{number(v)}</td><td>anomaly</td></tr>'
+        if t in anomalies else f"<tr>{_time(t)}<td>{number(v)}</td><td></td></tr>"
+        for t, v in readings[:TABLE_ROWS])
+    more = (f"<p>The table lists the newest {TABLE_ROWS}; the chart and the JSON answer "
+            f"(<code>format=json</code>) hold all {len(readings)}.</p>"
+            if len(readings) > TABLE_ROWS else "")
+    flagged = sum(1 for t, _ in readings if t in anomalies)
+    table = (f"<table><tr><th>time</th><th>value</th><th>detectar</th></tr>{rows}</table>{more}"
              if readings else "<p>No readings yet.</p>")
     return page(f"Readings of {sensor}",
-                f"<h1>Readings of {escape(sensor)}</h1><p>{len(readings)} shown, newest first, "
-                f"of {total} stored.</p>{readings_chart(readings, anomalies)}{table}", host)
+                f"<h1>Readings of {escape(sensor)}</h1><p>{_shown(total, len(readings), query)} "
+                f"{flagged} flagged as anomalies by detectar.</p>"
+                f'<div class="wide">{readings_chart(readings, anomalies)}</div>{table}', host)
 
 
 def verdict_html(result: dict[str, Any], host: str) -> str:
     anomaly = result["anomaly"]
     word, css = {True: ("TRUE", "true"), False: ("FALSE", "false")}.get(anomaly, ("UNKNOWN", "unknown"))
     details = "".join(
-        f"<tr><th>{name}</th><td>{result[key]:g}</td></tr>"
-        for name, key in (("predicted", "predicted"), ("error", "error"), ("threshold", "threshold"))
+        f"<tr><th>{name}</th><td>{number(result[key])}</td></tr>"
+        for name, key in (("model's prediction", "predicted"), ("error", "error"),
+                          ("threshold", "threshold"))
         if result.get(key) is not None)
-    window = ", ".join(f"{v:g}" for v in result["window"]) or "(none)"
-    message = f"<p>{escape(result['message'])}</p>" if result.get("message") else ""
-    return page(f"Anomaly: {word}",
-                f"<div class=\"verdict {css}\">{word}</div>{message}<table>"
+    window = ", ".join(number(v) for v in result["window"]) or "(none)"
+    why = "".join(f"<p>{escape(result[key])}</p>" for key in ("message", "note") if result.get(key))
+    return page(f"{result['sensor']}: anomaly {word}",
+                f"<h1 class=\"verdict {css}\">{word}</h1>{why}<table>"
                 f"{reading_html(result['sensor'], result['timestamp'], result['value'])}"
-                f"{details}<tr><th>window (newest first)</th><td>{window}</td></tr>"
+                f"{details}<tr><th>previous readings (newest first)</th><td>{window}</td></tr>"
                 f"<tr><th>engine</th><td>{escape(str(result.get('engine') or '-'))}</td></tr>"
-                f"</table>", host)
+                f"</table>{_history_link(result['sensor'])}", host)

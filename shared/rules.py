@@ -97,6 +97,19 @@ class Decision:
     error: float
     threshold: float
     state: dict[str, float] = field(default_factory=dict)
+    note: str | None = None  # why a reading was not flagged when an operator may expect it
+
+
+def _why_quiet(count: float, min_count: float, holdoff: float, beyond: bool) -> str | None:
+    """The warm-up and the hold-off, in words: why a rule with running statistics stayed
+    silent (None when neither applies)."""
+    if count < min_count:
+        return (f"learning: the sensor has {int(count)} of the {int(min_count)} judged readings "
+                "it needs before it may alarm")
+    if beyond and holdoff > 0:
+        return (f"beyond the threshold, but within the hold-off after the last alarm "
+                f"({int(holdoff)} readings left)")
+    return None
 
 
 def critical_z(tail_probability: float) -> float:
@@ -181,11 +194,13 @@ def residual_z(decision: Mapping[str, Any], value: float, predicted: float, wind
     residual = value - predicted
     z = _standardise(residual, mean, var)
     anomaly = seen >= min_count and holdoff <= 0.0 and abs(z) > threshold
+    holdoff_left = holdoff
 
     count, mean, var = _running(seen, mean, var, residual, memory)
     holdoff = holdoff_length if anomaly else max(0.0, holdoff - 1.0)
     new_state = {"count": count, "err_mean": mean, "err_var": var, "holdoff": holdoff}
-    return Decision(anomaly, abs(z), threshold, new_state)
+    return Decision(anomaly, abs(z), threshold, new_state,
+                    _why_quiet(seen, min_count, holdoff_left, abs(z) > threshold))
 
 
 def likelihood_state_keys(short_window: int) -> tuple[str, ...]:
@@ -219,6 +234,7 @@ def anomaly_likelihood(decision: Mapping[str, Any], value: float, predicted: flo
     average = sum(scores[: int(held)]) / held
     zl = _standardise(average, avg_mean, avg_var)
     anomaly = avg_seen >= min_count and holdoff <= 0.0 and zl > threshold
+    note = _why_quiet(avg_seen, min_count, holdoff, zl > threshold)
     avg_count, avg_mean, avg_var = _running(avg_seen, avg_mean, avg_var, average, memory)
 
     holdoff = holdoff_length if anomaly else max(0.0, holdoff - 1.0)
@@ -226,7 +242,7 @@ def anomaly_likelihood(decision: Mapping[str, Any], value: float, predicted: flo
                  "avg_count": avg_count, "avg_mean": avg_mean, "avg_var": avg_var,
                  "held": held, **{f"score_{k}": s for k, s in enumerate(scores)},
                  "holdoff": holdoff}
-    return Decision(anomaly, zl, threshold, new_state)
+    return Decision(anomaly, zl, threshold, new_state, note)
 
 
 RECORD_SIDES = ("both", "low", "high")
@@ -295,9 +311,15 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
         else:  # "either": the reading or the model's estimate of it beyond the range
             below, above = max(below, below_p), max(above, above_p)
         error = max(below, above)
-    low = sides in ("both", "low") and armed_low and below > threshold
-    high = sides in ("both", "high") and armed_high and above > threshold
+    beyond_low = sides in ("both", "low") and below > threshold
+    beyond_high = sides in ("both", "high") and above > threshold
+    low, high = armed_low and beyond_low, armed_high and beyond_high
     anomaly = count >= min_count and holdoff <= 0.0 and (low or high)
+    note = _why_quiet(count, min_count, holdoff, beyond_low or beyond_high)
+    if note is None and not anomaly and (beyond_low or beyond_high):
+        side = "low" if beyond_low else "high"
+        note = (f"beyond the range, but part of the excursion already flagged: the {side} side "
+                f"alarms again once a reading is back at the sensor's mean level ({level:.2f})")
     if anomaly:
         armed_low, armed_high = armed_low and not low, armed_high and not high
 
@@ -316,7 +338,7 @@ def record_level(decision: Mapping[str, Any], value: float, predicted: float, wi
                  **{f"hi_{k}": x for k, x in enumerate(his)},
                  "armed_low": 1.0 if armed_low else 0.0, "armed_high": 1.0 if armed_high else 0.0,
                  "holdoff": holdoff}
-    return Decision(anomaly, error if math.isfinite(error) else 0.0, threshold, new_state)
+    return Decision(anomaly, error if math.isfinite(error) else 0.0, threshold, new_state, note)
 
 
 def _float(state: Mapping[str, float], key: str, default: float) -> float:

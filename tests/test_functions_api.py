@@ -145,6 +145,49 @@ def test_detectar_html_says_true_in_red_or_false_in_green(api, redis_client):
     assert "answered by" in huge and api.json("listar").json()["total"] == WINDOW + 2
 
 
+def test_detectar_says_why_a_reading_beyond_the_range_was_not_flagged(api, redis_client):
+    """A new sensor is learning; right after an alarm the hold-off runs; past it, a reading
+    still beyond the range belongs to the excursion already flagged. Each FALSE says so."""
+    next_time = feed(api, [70.0] * WINDOW)
+    learning = api.json("detectar", dato="95", timestamp=str(next_time)).json()
+    assert learning["anomaly"] is False and learning["note"].startswith("learning: the sensor has 0 of")
+    seasoned(redis_client)
+    assert api.json("detectar", dato="95", timestamp=str(next_time + 300_000)).json()["anomaly"]
+    held = api.json("detectar", dato="96", timestamp=str(next_time + 600_000)).json()
+    assert held["anomaly"] is False and held["error"] > held["threshold"]
+    assert "hold-off after the last alarm (288 readings left)" in held["note"]
+    redis_client.hset("mediciones/detector", "holdoff", 0.0)
+    page = api.get("detectar", dato="97", timestamp=str(next_time + 900_000)).text
+    assert 'class="verdict false">FALSE' in page
+    assert "part of the excursion already flagged: the high side alarms again" in page
+    feed(api, [70.0] * WINDOW, sensor="tranquilo")
+    seasoned(redis_client, "tranquilo")
+    calm = api.json("detectar", dato="70", sensor="tranquilo", timestamp=str(next_time)).json()
+    assert calm["anomaly"] is False and "note" not in calm
+
+
+def test_pages_show_times_in_utc_with_two_decimals_and_link_the_history(api, redis_client):
+    stored = api.get("nuevo", dato="25.4", sensor="horno 1".replace(" ", "-"),
+                     timestamp="2024-01-31T12:00:00Z").text
+    assert "2024-01-31 12:00:00 UTC" in stored and "<td>25.40</td>" in stored
+    assert 'href="listar?sensor=horno-1"' in stored
+    assert '<meta name="viewport"' in stored
+
+
+def test_listar_says_what_it_shows_of_a_range_and_caps_its_table(api, redis_client):
+    for i in range(30):
+        api.get("nuevo", dato=str(i), sensor="rango", timestamp=str(1_700_000_000_000 + i * 1000))
+    page = api.get("listar", sensor="rango", count="5",
+                   **{"from": "1700000002000", "to": "1700000020000"}).text
+    assert ("5 readings from 2023-11-14 22:13:22 UTC to 2023-11-14 22:13:40 UTC, newest first "
+            "(at most count=5), of 30 stored.") in page
+    assert page.count("<tr>") == 6  # a header and five readings
+    big = [{"dato": float(i), "timestamp": 1_600_000_000_000 + i} for i in range(600)]
+    assert api.post("nuevo", {"sensor": "grande", "readings": big}).status_code == 200
+    page = api.get("listar", sensor="grande", count="600").text
+    assert page.count("<tr>") == 501 and "the JSON answer (<code>format=json</code>) hold all 600" in page
+
+
 def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
     next_time = feed(api, [70.0] * WINDOW)
     seasoned(redis_client)
@@ -154,4 +197,6 @@ def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
     assert listed[0] == {"timestamp": next_time, "value": 95.0, "anomaly": True}
     assert not any(r["anomaly"] for r in listed[1:])
     page = api.get("listar").text
-    assert "<svg" in page and page.count("<circle") == 1 and "<script" not in page
+    assert "<svg" in page and "<script" not in page
+    assert page.count('fill="#c62828"') == 1  # one red dot: the anomaly
+    assert "1 flagged as anomalies" in page

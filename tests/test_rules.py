@@ -370,3 +370,17 @@ def test_record_level_prediction_one_excursion_one_alarm_rearms_on_readings():
 def test_record_level_test_must_be_known():
     with pytest.raises(ValueError, match="test"):
         levels({**RL, "test": "model"}, [1.0])
+
+
+@pytest.mark.parametrize("decision", [RZ, AL], ids=["residual_z", "anomaly_likelihood"])
+def test_running_rules_say_when_the_warm_up_or_the_hold_off_kept_them_quiet(decision):
+    young = rules.decide(decision, value=50.0, predicted=50.0, window=WINDOW, state={})
+    assert not young.anomaly and young.note.startswith("learning: the sensor has 0 of the")
+    calm = run(decision, noise(400, seed=5))[-1]
+    assert calm.note is None
+    held = rules.decide(decision, value=50.0, predicted=50.0, window=WINDOW,
+                        state={**calm.state, "holdoff": 7.0})
+    assert held.note is None  # nothing beyond the threshold: nothing to explain
+    spike = rules.decide(decision, value=500.0, predicted=50.0, window=WINDOW,
+                         state={**calm.state, "holdoff": 7.0})
+    assert not spike.anomaly and "hold-off after the last alarm (7 readings left)" in spike.note
