@@ -18,7 +18,7 @@ HTML_TYPE = "text/html; charset=utf-8"
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1rem 2rem;color:#222}
 table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #eee}
-td{text-align:right}th{text-align:left}.time{white-space:nowrap}
+td{text-align:right}th{text-align:left}.facts td{text-align:left}.time{white-space:nowrap}
 .verdict{font-size:3rem;font-weight:bold;margin:.5rem 0}.true{color:#c62828}.false{color:#2e7d32}
 .unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}.chart{width:100%;min-width:480px}
 .wide{overflow-x:auto}.meta{color:#666;font-size:.9rem}
@@ -69,7 +69,7 @@ def reading_html(sensor: str, timestamp: int, value: float) -> str:
 
 
 def stored_html(sensor: str, timestamp: int, value: float, host: str) -> str:
-    return page("Reading stored", f"<h1>Reading stored</h1><table>"
+    return page("Reading stored", f"<h1>Reading stored</h1><table class=\"facts\">"
                 f"{reading_html(sensor, timestamp, value)}</table>{_history_link(sensor)}", host)
 
 
@@ -121,7 +121,7 @@ def verdict_html(result: dict[str, Any], host: str) -> str:
     window = ", ".join(number(v) for v in result["window"]) or "(none)"
     why = "".join(f"<p>{escape(result[key])}</p>" for key in ("message", "note") if result.get(key))
     return page(f"{result['sensor']}: anomaly {word}",
-                f"<h1 class=\"verdict {css}\">{word}</h1>{why}<table>"
+                f"<h1 class=\"verdict {css}\">{word}</h1>{why}<table class=\"facts\">"
                 f"{reading_html(result['sensor'], result['timestamp'], result['value'])}"
                 f"{details}<tr><th>previous readings (newest first)</th><td>{window}</td></tr>"
                 f"<tr><th>engine</th><td>{escape(str(result.get('engine') or '-'))}</td></tr>"
