@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from infra.simulator.__main__ import main
-from infra.simulator.report import score
+from infra.simulator.report import render_text, score
 from infra.simulator.scenario import (CADENCE_S, KINDS, Anomaly, Plan, SensorSeries, generate,
                                       inject, replay, sensor_names, stamp)
 
@@ -123,3 +123,45 @@ def test_a_short_generated_run_against_the_local_stack(stack, redis_client, tmp_
     marks = redis_client.ts().range(f"{sensor}/anomalies", "-", "+")
     assert len(marks) == summary["flagged_readings"]
     assert summary["false_alarms"] == len(report["false_alarms"])
+
+
+def text_report(series: SensorSeries, result: dict) -> str:
+    """render_text of a scored run, with the run details it prints."""
+    return render_text({"run": {"sensors": [series.sensor], "via": "detectar", "target": "t"},
+                        "sent": {"readings": 200, "elapsed_s": 1.0, "readings_per_s": 200.0,
+                                 "accepted": 200, "refused": 0},
+                        "judged": True, **result})
+
+
+def test_a_miss_inside_the_hold_off_of_an_earlier_alarm_is_marked():
+    s = SensorSeries("a", [70.0] * 200, [Anomaly("a", "drop", 60, 69, -10),
+                                         Anomaly("a", "spike", 150, 150, 12)],
+                     timestamps=[i * 300_000 for i in range(200)])
+    marks = [False] * 200
+    marks[40] = True  # a false alarm: the rule holds off until 40 + 50
+    result = score([s], {"a": marks}, tolerance=12, holdoff=50)
+    drop, spike = result["anomalies"]
+    assert drop["caught"] is False and drop["held_off_by_alarm_at"] == 40
+    assert spike["caught"] is False and "held_off_by_alarm_at" not in spike  # starts after it
+    text = text_report(s, result)
+    assert "missed: inside the hold-off of the alarm at 40" in text
+    assert "false alarms at readings a: 40" in text
+
+
+def test_the_text_lists_the_first_false_alarms():
+    s = SensorSeries("a", [70.0] * 200, [], timestamps=[i * 300_000 for i in range(200)])
+    marks = [i % 5 == 0 for i in range(200)]  # 40 false alarms
+    text = text_report(s, score([s], {"a": marks}, tolerance=12))
+    listed = f"false alarms at readings a: {', '.join(str(i) for i in range(0, 100, 5))}; 20 more"
+    assert listed in text
+
+
+def test_flags_read_back_without_verdicts_count_no_judged_readings():
+    s = SensorSeries("a", [70.0] * 200, [], timestamps=[i * 300_000 for i in range(200)])
+    marks = [False] * 200  # listar: False is "not flagged", judged or not
+    marks[90] = True
+    result = score([s], {"a": marks}, tolerance=12, verdicts_seen=False)
+    summary = result["summary"]
+    assert summary["judged_readings"] is None and summary["false_alarms_per_simulated_day"] is None
+    assert summary["false_alarms"] == summary["flagged_readings"] == 1
+    assert "false alarms: 1; verdicts not seen (async/MQTT)" in text_report(s, result)

@@ -14,7 +14,9 @@ Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
    against the local TF-Serving-compatible server (tests/support/tfserving_server.py);
 5. memory (RSS, PSS) of every process.
 Writes infra/bench/results/latest.json and the table into infra/bench/RESULTS.md (between
-its `bench:begin`/`bench:end` markers; the notes around them are kept).
+its `bench:begin`/`bench:end` markers; the notes around them are kept). A --quick run only
+prints them, unless --json or --markdown says where they go: its figures are not the ones
+to commit.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ REFERENCE_MODEL = Path(os.environ.get("REFERENCE_MODEL_DIR") or REPO_ROOT.parent
                        "reference-model") / "modelo"
 WRK_THREADS = 2
 HOUR_MS = 3_600_000
+DEFAULT_JSON = HERE / "results" / "latest.json"
+DEFAULT_MARKDOWN = HERE / "RESULTS.md"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -66,13 +70,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", default="detectar,nuevo,listar",
                         help="the functions to load with wrk (comma-separated)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 3 s per run, a 100,000-reading big sensor")
-    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
-    parser.add_argument("--markdown", type=Path, default=HERE / "RESULTS.md",
-                        help="where the table goes ('-': nowhere)")
+                        help="a smoke run: 3 s per run, a 100,000-reading big sensor; "
+                             "writes no files unless --json or --markdown is given")
+    parser.add_argument("--json", type=Path,
+                        help=f"where the figures go (default: {DEFAULT_JSON.relative_to(REPO_ROOT)}; "
+                             "nowhere with --quick)")
+    parser.add_argument("--markdown", type=Path,
+                        help=f"where the table goes, '-': nowhere (default: "
+                             f"{DEFAULT_MARKDOWN.relative_to(REPO_ROOT)}; nowhere with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.big = min(args.seconds, 3.0), min(args.big, 100_000)
+    else:  # only a full run replaces the committed figures by default
+        args.json = args.json or DEFAULT_JSON
+        args.markdown = args.markdown or DEFAULT_MARKDOWN
+    if str(args.markdown) == "-":
+        args.markdown = None
     return args
 
 
@@ -333,10 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     table = report.markdown(results)
     print()
     print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nfigures: {args.json}")
-    if str(args.markdown) != "-":
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nfigures: {args.json}")
+    if args.markdown:
         report.write_markdown(args.markdown, table)
         print(f"table:   {args.markdown}")
     return 0

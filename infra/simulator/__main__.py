@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from models.nab import NabDataError
+
 from . import report as reporting
 from .scenario import CADENCE_S, KINDS, Plan, SensorSeries, generate, replay, sensor_names, stamp
 from .transport import Gateway, MqttPublisher, Tally, TransportError
@@ -32,10 +34,19 @@ DEFAULT_MODEL = REPO_ROOT / "models" / "modelo"
 MARGIN = 30  # readings of warm-up beyond what the rule needs
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows the defaults that are values: an option without one says in its help what
+    happens, and a flag's False says nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m infra.simulator",
-                                description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--gateway", default=os.environ.get("OPENFAAS_URL") or "http://127.0.0.1:8080",
                    help="the gateway (local stack or Swarm)")
     p.add_argument("--token-file", type=Path, help="file holding the functions' API token")
@@ -45,16 +56,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--async", dest="asynchronous", action="store_true",
                    help="detectar through /async-function/ and the queue worker")
     p.add_argument("--batch", type=int, default=500, help="readings per nuevo call")
-    p.add_argument("--broker", default=os.environ.get("MQTT_BROKER") or "tcp://127.0.0.1:1883")
+    p.add_argument("--broker", default=os.environ.get("MQTT_BROKER") or "tcp://127.0.0.1:1883",
+                   help="the MQTT broker, for --via mqtt")
     p.add_argument("--topic", default="planta/temperatura",
                    help="MQTT topic; '{sensor}' in it is replaced by the sensor "
                         "(e.g. planta/{sensor}/temperatura) and the payload then names none")
-    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=1)
+    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=1, help="MQTT QoS")
     p.add_argument("--csv", type=Path, help="replay this NAB-format CSV instead of generating")
     p.add_argument("--limit", type=int, help="replay only the first LIMIT rows")
     p.add_argument("--sensors", type=int, default=3, help="how many sensors")
     p.add_argument("--sensor-prefix", default="sim", help="sensors are <prefix>-<run>-<i>")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="seed of the generated readings")
     p.add_argument("--kinds", help="anomaly kinds to inject, comma-separated, in order: "
                    f"{','.join(KINDS)} (default: all when generating, none when replaying)")
     p.add_argument("--warmup", type=int, help="readings per sensor before the first anomaly "
@@ -72,8 +84,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "(default data/simulator/report-<run>.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.sensors < 1 or args.batch < 1 or args.tolerance < 0 or args.gap < 0 or args.cadence < 1:
-        p.error("--sensors, --batch and --cadence must be at least 1; --tolerance and --gap at least 0")
+    if (args.sensors < 1 or args.batch < 1 or args.tolerance < 0 or args.gap < 0 or args.cadence < 1
+            or (args.limit is not None and args.limit < 1)):
+        p.error("--sensors, --batch, --cadence and --limit must be at least 1; "
+                "--tolerance and --gap at least 0")
     if args.asynchronous and args.via != "detectar":
         p.error("--async applies to --via detectar")
     try:
@@ -140,7 +154,8 @@ def send(args, series: list[SensorSeries], gateway: Gateway) -> tuple[dict, Tall
                     chunk = list(zip(s.timestamps[start:start + args.batch],
                                      s.values[start:start + args.batch]))
                     if chunk:
-                        tally.count(gateway.nuevo_batch(s.sensor, chunk), len(chunk))
+                        status = gateway.nuevo_batch(s.sensor, chunk)
+                        tally.count(status, len(chunk), failure=gateway.last_failure)
                         pacer.wait(len(chunk))
                         bar.update(len(chunk))
             return verdicts, tally, True
@@ -151,11 +166,11 @@ def send(args, series: list[SensorSeries], gateway: Gateway) -> tuple[dict, Tall
                     publisher.publish(s.sensor, s.timestamps[i], s.values[i])
                     tally.accepted += 1
                 elif args.asynchronous:
-                    tally.count(gateway.detectar_async(s.sensor, s.timestamps[i], s.values[i]),
-                                ok=(202,))
+                    status = gateway.detectar_async(s.sensor, s.timestamps[i], s.values[i])
+                    tally.count(status, ok=(202,), failure=gateway.last_failure)
                 else:
                     status, verdicts[s.sensor][i] = gateway.detectar(s.sensor, s.timestamps[i], s.values[i])
-                    tally.count(status)
+                    tally.count(status, failure=gateway.last_failure)
                 pacer.wait()
                 bar.update()
         finally:
@@ -215,25 +230,35 @@ def build(args, run_id: str, rule: dict[str, Any]) -> tuple[list[SensorSeries], 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
     run_id = time.strftime("%y%m%d%H%M%S", time.gmtime())
     rule = model_rule(args.model_path)
     try:
         series, plan, source, warnings = build(args, run_id, rule)
-    except (OSError, ValueError) as exc:
+        token = args.token_file.read_text().strip() if args.token_file else None
+    except (OSError, ValueError, NabDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    token = args.token_file.read_text().strip() if args.token_file else None
     gateway = Gateway(args.gateway, token)
     target = (args.broker + f" (topic {args.topic})" if args.via == "mqtt"
               else f"{gateway.base}/{'async-function' if args.asynchronous else 'function'}/{args.via}")
     per_sensor = len(series[0].values)
-    print(f"{len(series)} sensors x {per_sensor} readings ({per_sensor * args.cadence / 86400:.1f} "
-          f"simulated days, one every {args.cadence} s) -> {target}")
-    print(f"warm-up: the first {plan.warmup} readings of each sensor only train its detector: the "
-          f"model's rule ({rule['rule']}) alarms once a sensor has {rule['min_count']} judged readings "
-          f"and then holds off {rule['holdoff']} readings; anomalies come after the warm-up, "
-          f"each kind {', '.join(f'{k.name} {plan.spacing(k)}' for k in args.kind_list) or '-'} "
-          "readings apart")
+    print(f"{reporting.plural(len(series), 'sensor')} x {reporting.plural(per_sensor, 'reading')} "
+          f"({per_sensor * args.cadence / 86400:.1f} simulated days, one every {args.cadence} s) "
+          f"-> {target}")
+    if args.via != "nuevo":  # nuevo judges nothing: no warm-up to explain
+        spacing = ", ".join(f"{k.name} {plan.spacing(k)}" for k in args.kind_list) or "-"
+        print(f"warm-up: the first {plan.warmup} readings of each sensor only train its detector: "
+              f"the model's rule ({rule['rule']}) alarms once a sensor has {rule['min_count']} "
+              f"judged readings and then holds off {rule['holdoff']} readings; anomalies come "
+              f"after the warm-up, each kind {spacing} readings apart")
     for line in warnings + ([rule["note"]] if "note" in rule else []):
         print("warning: " + line, file=sys.stderr)
     started_at, t0 = datetime.now(timezone.utc), time.monotonic()
@@ -249,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         gateway.close()
-    scored = reporting.score(series, verdicts, args.tolerance, args.cadence)
+    scored = reporting.score(series, verdicts, args.tolerance, args.cadence, rule["holdoff"],
+                             verdicts_seen=direct)
     total = sum(len(s.values) for s in series)
     result = {
         "run": {"id": run_id, "started_at": started_at.isoformat(timespec="seconds"),
@@ -281,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(reporting.render_text(result))
     print(f"report: {path}")
+    if tally.accepted == 0:
+        print(f"error: {target} accepted none of the {total} readings", file=sys.stderr)
+        return 1
     return 0
 
 

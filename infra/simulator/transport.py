@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import requests
 
 LIST_PAGE = 10_000  # listar's default LIST_MAX_COUNT
+MAX_FAILURES = 10  # calls in a row not answered or refused before the run stops
 
 
 class TransportError(RuntimeError):
@@ -34,18 +35,23 @@ class Tally:
     statuses: Counter = field(default_factory=Counter)
     accepted: int = 0
     refused: int = 0
-    consecutive_errors: int = 0
+    consecutive_failures: int = 0
 
-    def count(self, status: int | None, readings: int = 1, ok: Iterable[int] = (200,)) -> bool:
+    def count(self, status: int | None, readings: int = 1, ok: Iterable[int] = (200,),
+              failure: str = "") -> bool:
+        """Count one call's answer; `failure` (what went wrong, e.g. `Gateway.last_failure`)
+        goes into the error that stops the run."""
         self.statuses["error" if status is None else str(status)] += readings
         if status in tuple(ok):
             self.accepted += readings
-            self.consecutive_errors = 0
+            self.consecutive_failures = 0
             return True
         self.refused += readings
-        self.consecutive_errors = self.consecutive_errors + 1 if status is None else 0
-        if self.consecutive_errors >= 10:
-            raise TransportError("the target did not answer 10 times in a row; stopping")
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= MAX_FAILURES:
+            what = "did not answer" if status is None else "refused the readings"
+            raise TransportError(f"the target {what} {MAX_FAILURES} times in a row "
+                                 f"(last: {failure}); stopping")
         return False
 
 
@@ -56,16 +62,23 @@ class Gateway:
         self.base = base_url.rstrip("/")
         self.http = requests.Session()
         self.timeout_s = timeout_s
+        self.last_failure = ""  # the URL and cause of the last call that failed
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
     def _post(self, path: str, body: Any) -> requests.Response | None:
+        url = f"{self.base}{path}"
         try:
-            return self.http.post(f"{self.base}{path}", params={"format": "json"},
-                                  data=json.dumps(body), timeout=self.timeout_s,
-                                  headers={"Content-Type": "application/json"})
-        except requests.RequestException:
+            answer = self.http.post(url, params={"format": "json"}, data=json.dumps(body),
+                                    timeout=self.timeout_s,
+                                    headers={"Content-Type": "application/json"})
+        except requests.RequestException as exc:
+            self.last_failure = f"{url}: {exc}"
             return None
+        if answer.status_code >= 300:
+            text = " ".join(answer.text[:200].split())  # on one line
+            self.last_failure = f"{url} answered {answer.status_code}: {text}"
+        return answer
 
     def detectar(self, sensor: str, timestamp: int, value: float) -> tuple[int | None, bool | None]:
         """(status, anomaly) of one reading."""
@@ -113,7 +126,9 @@ class Gateway:
         return answer.json()
 
     def stored(self, sensor: str, start: int, end: int) -> dict[int, bool]:
-        """timestamp -> anomaly flag of every stored reading of `sensor` in [start, end]."""
+        """timestamp -> anomaly flag of every stored reading of `sensor` in [start, end]: True
+        where detectar flagged it, False otherwise (judged normal or not judged: listar
+        cannot tell, so these are no verdicts)."""
         found: dict[int, bool] = {}
         while start <= end:
             page = self.listar(sensor, start, end)
