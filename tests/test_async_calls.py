@@ -92,4 +92,5 @@ def test_the_simulator_runs_async_against_the_local_stack(api, redis_client, tmp
     report = json.loads(path.read_text())
     sent = report["sent"]
     assert sent["statuses"] == {"202": sent["readings"]} and report["run"]["verdicts_from"] == "listar"
-    assert report["summary"]["judged_readings"] == sent["readings"]
+    # listar marks anomalies but cannot tell a reading judged normal from one not judged
+    assert report["summary"]["judged_readings"] is None

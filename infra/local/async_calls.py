@@ -122,8 +122,10 @@ class AsyncCalls:
         started = time.monotonic()
         response = self.run(call.request(), call.name, call.rest)
         duration = time.monotonic() - started
-        log.info("async call %s: %s answered %d in %.3f s", call.call_id, call.name,
-                 response.status_code, duration)
+        # a line per call would flood the log under load; a refused call is worth one
+        log.log(logging.WARNING if response.status_code >= 400 else logging.DEBUG,
+                "async call %s: %s answered %d in %.3f s", call.call_id, call.name,
+                response.status_code, duration)
         if not call.callback_url:
             return
         headers = {k: v for k, v in response.headers.items()
@@ -140,7 +142,7 @@ class AsyncCalls:
                             call.call_id, call.callback_url, attempt, exc)
                 continue
             if answer.status_code < 500:
-                log.info("async call %s: callback to %s answered %d", call.call_id,
+                log.debug("async call %s: callback to %s answered %d", call.call_id,
                          call.callback_url, answer.status_code)
                 return
             log.warning("async call %s: callback to %s answered %d (attempt %d)", call.call_id,
