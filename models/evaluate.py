@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -160,10 +161,18 @@ class _Context:
     hostname = "models.evaluate"
 
 
-def model_window(model_path: Path) -> int:
+def model_description(model_path: Path):
+    """The model's description (its model.json, or the replaced model's built-in one)."""
     from shared.serving.description import load_description, resolve_version_dir
 
-    return load_description(resolve_version_dir(model_path)).window
+    try:
+        return load_description(resolve_version_dir(model_path))
+    except ValueError as exc:  # not a model folder, or a bad model.json
+        raise EvaluationError(str(exc)) from exc
+
+
+def model_window(model_path: Path) -> int:
+    return model_description(model_path).window
 
 
 def detectar_env(redis_port: int, model_path: Path) -> dict[str, str]:
@@ -232,9 +241,9 @@ def local_redis() -> Iterator[int]:
     from infra.local.redis_server import RedisServer
 
     with tempfile.TemporaryDirectory(prefix="evaluate-redis-") as folder:
-        server = RedisServer(Path(folder), fsync="no").start()  # durability is not the point
-        try:
-            yield server.port
+        server = RedisServer(Path(folder), fsync="no")  # durability is not the point
+        try:  # also stops a server interrupted while it starts
+            yield server.start().port
         finally:
             server.stop()
 
@@ -345,10 +354,21 @@ def report_of(label: str, model: str, via: str, rule: str | None, result: Stream
 
 
 def describe_rule(model_path: Path) -> str | None:
-    from shared.serving.description import load_description, resolve_version_dir
+    return model_description(model_path).decision.get("rule")
 
-    decision = load_description(resolve_version_dir(model_path)).decision
-    return decision.get("rule")
+
+def warm_up_warnings(label: str, model_path: Path, series: Series) -> list[str]:
+    """Where the model cannot alarm: its first window + min_count rows (filling the window,
+    then the rule learning the sensor), so a series or a labelled window there is not judged."""
+    description = model_description(model_path)
+    min_count = int(description.decision.get("min_count", 0))
+    warm_up = description.window + min_count
+    why = (f"{label} ({model_path}) raises no alarm in its warm-up, rows 0-{warm_up - 1} "
+           f"(window {description.window} + min_count {min_count})")
+    if len(series) <= warm_up:
+        return [f"{why}: the series has only {len(series)} rows, so nothing can be detected"]
+    return [f"{why}: labelled window {k + 1} (rows {left}-{right}) starts inside it"
+            for k, (left, right) in enumerate(series.windows) if left < warm_up]
 
 
 RECORD_VARIANTS = (
@@ -369,9 +389,8 @@ def rule_variants(model_path: Path, values: Sequence[float], result: Stream,
     """The `record_level` variants of round 4, replayed offline on the predictions detectar
     answered in the run (the same predictions for all): empty for any other rule."""
     from shared import rules
-    from shared.serving.description import load_description, resolve_version_dir
 
-    decision = dict(load_description(resolve_version_dir(model_path)).decision)
+    decision = dict(model_description(model_path).decision)
     if decision.get("rule") != "record_level":
         return []
     decision.pop("calibration", None)
@@ -423,7 +442,7 @@ def format_table(reports: Sequence[ModelReport], series: Series) -> str:
     rows = [
         ("model", [r.label for r in reports]),
         ("path / via", [f"{r.model} ({r.via})" for r in reports]),
-        ("rule", [str(r.rule) for r in reports]),
+        ("rule", [r.rule or "(the gateway's)" for r in reports]),
         ("windows detected", [f"{r.windows_detected}/{r.windows_total}" for r in reports]),
         ("false positives", [str(r.n_false_positives) for r in reports]),
         ("first detections", [_fmt_rows(r.first_detections) for r in reports]),
@@ -505,6 +524,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def evaluate(args: argparse.Namespace) -> list[ModelReport]:
     series = load_series(args.csv, args.windows, args.series)
+    in_process_models = [("ours", "--model", args.model)] if args.url is None else []
+    if args.compare_reference:
+        in_process_models.append(("replaced", "--reference", args.reference))
+    for label, option, path in in_process_models:  # a bad model fails before any reading
+        try:
+            warnings = warm_up_warnings(label, path, series)
+        except EvaluationError as exc:
+            raise EvaluationError(f"{option}: {exc}") from exc
+        for warning in warnings:
+            print(f"evaluate: warning: {warning}", file=sys.stderr)
     timestamps = series.stream_timestamps()
     progress = not args.no_progress
     reports = []
@@ -551,14 +580,25 @@ def _nothing() -> Iterator[None]:
     yield None
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    # SIGTERM unwinds like Ctrl-C, so the local Redis is stopped and its folder removed
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         evaluate(args)
     except (EvaluationError, nab.NabDataError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("evaluate: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 

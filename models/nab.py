@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scoring import windows_to_rows
+from .scoring import check_windows, windows_to_rows
 
 UPSTREAM_REPO = "numenta/NAB"
 UPSTREAM_COMMIT = "ea702d75cc2258d9d7dd35ca8e5e2539d71f3140"
@@ -84,9 +85,12 @@ def load_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
                     continue
                 try:
                     datetime.fromisoformat(row[0])
-                    values.append(float(row[1]))
+                    value = float(row[1])
                 except (ValueError, IndexError) as exc:
                     raise NabDataError(f"{path}:{line}: not 'timestamp,value': {row!r}") from exc
+                if not math.isfinite(value):  # float() takes nan/inf; no detector can judge them
+                    raise NabDataError(f"{path}:{line}: value {row[1]!r} is not a finite number")
+                values.append(value)
                 timestamps.append(row[0])
     except OSError as exc:
         raise NabDataError(f"{path}: cannot read it: {exc}") from exc
@@ -103,9 +107,11 @@ def load_windows(path: str | Path, series: str = SERIES) -> list[tuple[str, str]
     if not isinstance(data, dict) or series not in data:
         raise NabDataError(f"{path}: no windows for {series!r}")
     windows = data[series]
-    if not all(isinstance(w, list) and len(w) == 2 for w in windows):
-        raise NabDataError(f"{path}: windows of {series!r} must be [start, end] pairs")
-    return [(str(start), str(end)) for start, end in windows]
+    if not isinstance(windows, list) or not all(
+            isinstance(w, list) and len(w) == 2 and all(isinstance(t, str) for t in w)
+            for w in windows):
+        raise NabDataError(f"{path}: windows of {series!r} must be [start, end] timestamp pairs")
+    return [(start, end) for start, end in windows]
 
 
 def load_series(csv_path: str | Path, windows_path: str | Path, series: str = SERIES,
@@ -120,7 +126,10 @@ def load_series(csv_path: str | Path, windows_path: str | Path, series: str = SE
             f"or point NAB_DATA_DIR at a good copy")
     timestamps, values = load_csv(csv_path)
     window_ts = load_windows(windows_path, series)
-    rows = windows_to_rows(timestamps, window_ts)
+    try:  # checked here, so a bad window fails before any reading is streamed
+        rows = check_windows(len(values), windows_to_rows(timestamps, window_ts))
+    except ValueError as exc:
+        raise NabDataError(f"{windows_path}: windows of {series!r}: {exc}") from exc
     return NabSeries(timestamps, values, rows, window_ts, csv_path, digest)
 
 
@@ -161,12 +170,14 @@ def data_dir() -> Path:
     return download()
 
 
-def load_machine_temperature(folder: str | Path | None = None) -> NabSeries:
-    """The pinned machine-temperature series with its 4 windows as row-index pairs."""
+def load_machine_temperature(folder: str | Path | None = None,
+                             setting: str = "NAB_DATA_DIR") -> NabSeries:
+    """The pinned machine-temperature series with its 4 windows as row-index pairs.
+    `setting` is where the user names `folder` (an env var, a CLI option), for the hint."""
     folder = Path(folder) if folder is not None else data_dir()
     csv_path = folder / CSV_NAME
     if not csv_path.exists():
-        raise NabDataError(f"{folder}: no {CSV_NAME} (set NAB_DATA_DIR to the folder holding it)")
+        raise NabDataError(f"{folder}: no {CSV_NAME} (set {setting} to the folder holding it)")
     for name in WINDOWS_NAMES:
         if (folder / name).exists():
             return load_series(csv_path, folder / name, SERIES, expected_sha256=CSV_SHA256)

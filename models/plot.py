@@ -14,6 +14,17 @@ from .scoring import probationary_length
 
 def plot_evaluation(path: Path, series: Any, reports: Sequence[Any]) -> Path:
     """Write the PNG to `path` (series: models.evaluate.Series; reports: ModelReport)."""
+    import matplotlib.pyplot as plt
+
+    figure = evaluation_figure(series, reports)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def evaluation_figure(series: Any, reports: Sequence[Any]):
+    """The matplotlib Figure of plot_evaluation (the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,11 +66,9 @@ def plot_evaluation(path: Path, series: Any, reports: Sequence[Any]) -> Path:
                        f"false positives {report.n_false_positives}, NAB raw score "
                        f"{report.score:+.2f}", fontsize=10, loc="left")
         axis.set_ylabel("reading")
-        axis.legend(loc="lower left", fontsize=7, ncol=3, framealpha=0.8)
+        # right of the axes: inside them it hid readings (window 2's fall to 2 degrees)
+        axis.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
         axis.grid(alpha=0.25)
     axes[-1, 0].set_xlabel(f"row (one reading every {series.step_ms // 1000} s; "
                            f"{Path(series.csv_path).name})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure

@@ -49,14 +49,20 @@ def probationary_length(n_rows: int) -> int:
     return min(int(math.floor(0.15 * n_rows)), 750)
 
 
-def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, int]]) -> NabResult:
-    """The raw NAB score of `detections` (row indices) on a series of `n_rows` rows."""
+def check_windows(n_rows: int, windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The windows as int pairs; ValueError unless they lie inside the rows, sorted and apart."""
     windows = [(int(left), int(right)) for left, right in windows]
     for k, (left, right) in enumerate(windows):
         if not 0 <= left <= right < n_rows:
             raise ValueError(f"window {k} {(left, right)} is not inside 0..{n_rows - 1}")
         if k and left <= windows[k - 1][1]:
             raise ValueError("windows must be sorted and must not overlap")
+    return windows
+
+
+def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, int]]) -> NabResult:
+    """The raw NAB score of `detections` (row indices) on a series of `n_rows` rows."""
+    windows = check_windows(n_rows, windows)
     start = probationary_length(n_rows)
     first: list[int | None] = [None] * len(windows)
     fps: list[int] = []

@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with the NAB csv and windows json (default: NAB_DATA_DIR "
                              "or the pinned download)")
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR,
+                        help="folder to export into: <dir>/modelo/<version>/ and "
+                             "<dir>/models_config/models.config (default models/)")
     args = parser.parse_args(argv)
     if args.version < 1:
         parser.error("--version must be a positive integer")
@@ -248,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     version_dir = args.models_dir / MODEL_NAME / str(args.version)
     if not confirm_overwrite(version_dir, args.overwrite):
         return 1
-    series = nab.load_machine_temperature(args.data_dir)
+    try:
+        series = nab.load_machine_temperature(
+            args.data_dir, setting="NAB_DATA_DIR" if args.data_dir is None else "--data-dir")
+    except nab.NabDataError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
     values = series.values
 
     import keras

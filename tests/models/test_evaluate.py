@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +159,148 @@ def test_compare_reference_side_by_side(tmp_path, capsys):
     assert [m["label"] for m in document["models"]] == ["ours", "replaced"]
     assert document["models"][1]["rule"] == "abs_error"
     assert "replaced" in capsys.readouterr().out
+
+
+def never_stream(*args, **kwargs):
+    pytest.fail("a reading was streamed before the inputs were checked")
+
+
+@pytest.mark.parametrize("windows, problem", [
+    ([["2030-01-01 00:00:00", "2030-01-02 00:00:00"]], "holds no row"),
+    ([[0, 100]], "timestamp pairs"),
+    ([["2020-01-04 00:00:00", "2020-01-04 01:00:00"],
+      ["2020-01-03 00:00:00", "2020-01-03 01:00:00"]], "must be sorted"),
+])
+def test_bad_windows_fail_in_one_line_before_streaming(tmp_path, capsys, monkeypatch,
+                                                       windows, problem):
+    monkeypatch.setattr(evaluate, "stream", never_stream)
+    csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
+    windows_path.write_text(json.dumps({SERIES: windows}))
+    code = evaluate.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
+                          str(tmp_path), "--no-compare-reference", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"evaluate: {windows_path}: ") and problem in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("option", [["--model"], ["--compare-reference", "--reference"]])
+def test_a_missing_model_fails_in_one_line_before_streaming(tmp_path, capsys, monkeypatch,
+                                                            option):
+    monkeypatch.setattr(evaluate, "stream", never_stream)
+    csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
+    missing = tmp_path / "no-model"
+    code = evaluate.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
+                          str(tmp_path), "--no-progress", *option, str(missing)])
+    assert code == 2
+    assert capsys.readouterr().err == f"evaluate: {option[-1]}: {missing}: no such model folder\n"
+
+
+def test_a_series_inside_the_warm_up_is_flagged(tmp_path, capsys):
+    csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
+    short = tmp_path / "short.csv"
+    short.write_text("".join(csv_path.read_text().splitlines(keepends=True)[:6]))  # 5 rows
+    stamps = [line.split(",")[0] for line in short.read_text().splitlines()[3:5]]
+    windows_path.write_text(json.dumps({SERIES: [stamps]}))
+    code = evaluate.main(["--csv", str(short), "--windows", str(windows_path), "--out",
+                          str(tmp_path), "--no-compare-reference", "--no-progress", "--no-plot"])
+    assert code == 0   # a warning, not an error: the figures are still those of the run
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("evaluate: warning: ours") and "rows 0-749" in warning
+    assert "only 5 rows" in warning
+
+
+def test_labelled_windows_inside_the_warm_up_are_flagged():
+    values = synthetic_values()
+    series = evaluate.Series(SERIES, values, [], [(100, 199), (749, 800), (1000, 1099)],
+                             "x.csv", "", 300_000)
+    warnings = evaluate.warm_up_warnings("ours", MODEL, series)
+    assert [w.split(": ")[-1] for w in warnings] == [
+        "labelled window 1 (rows 100-199) starts inside it",
+        "labelled window 2 (rows 749-800) starts inside it"]
+
+
+def quiet_report(series: evaluate.Series, rule: str | None) -> evaluate.ModelReport:
+    """The report of a run that flagged nothing."""
+    rows = len(series)
+    result = evaluate.Stream([False] * rows, [None] * rows, [None] * rows, [None] * rows, None, 0.0)
+    return evaluate.report_of("ours", "a model", "via", rule, result, series, "s")
+
+
+def test_the_gateway_s_rule_is_named_not_none():
+    series = evaluate.Series(SERIES, np.zeros(3), [], [], "x.csv", "", 300_000)
+    table = evaluate.format_table([quiet_report(series, None)], series)
+    (rule,) = [line for line in table.splitlines() if line.startswith("rule")]
+    assert rule.split()[1:] == ["(the", "gateway's)"]
+
+
+def test_the_legend_hides_no_reading():
+    import matplotlib.pyplot as plt
+    from models.plot import evaluation_figure
+
+    series = evaluate.Series(SERIES, synthetic_values(), [], [WINDOW_ROWS], "x.csv", "", 300_000)
+    figure = evaluation_figure(series, [quiet_report(series, "record_level")] * 2)
+    try:
+        figure.canvas.draw()   # lays the figure out
+        for axis in figure.axes:
+            legend = axis.get_legend().get_window_extent()
+            assert not legend.overlaps(axis.get_window_extent())
+    finally:
+        plt.close(figure)
+
+
+def redis_child(parent: int) -> tuple[int, Path] | None:
+    """The redis-server started by process `parent`, once it runs in its folder."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            folder = Path(os.readlink(stat.parent / "cwd"))
+        except OSError:   # gone meanwhile, or not ours
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
+        if name == "redis-server" and int(rest.split()[1]) == parent \
+                and folder.name.startswith("evaluate-redis-"):
+            return int(stat.parent.name), folder
+    return None
+
+
+def streaming(folder: Path) -> bool:
+    """Redis appends every write to its AOF: tens of kB of it mean readings are flowing."""
+    return sum(f.stat().st_size for f in folder.glob("appendonlydir/*.incr.aof")) > 50_000
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_evaluation_stops_its_redis(tmp_path, signum):
+    """Ctrl-C or SIGTERM: one line, exit 130, and no redis-server or temporary folder left."""
+    csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values(60_000))  # ~1 min
+    stderr = tmp_path / "stderr"   # a file: an orphaned redis-server would hold a pipe open
+    with stderr.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "models.evaluate", "--csv", str(csv_path), "--windows",
+             str(windows_path), "--model", str(MODEL), "--no-compare-reference", "--no-plot",
+             "--no-progress", "--out", str(tmp_path / "out")],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,
+            # a shell's background job ignores SIGINT, and Python then keeps ignoring it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    redis = None
+    try:
+        deadline = time.monotonic() + 15
+        while not (redis and streaming(redis[1])) and process.poll() is None \
+                and time.monotonic() < deadline:
+            redis = redis or redis_child(process.pid)
+            time.sleep(0.05)
+        assert redis and streaming(redis[1]), "the evaluation did not start streaming"
+        process.send_signal(signum)
+        process.wait(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        orphaned = bool(redis) and Path(f"/proc/{redis[0]}").exists()
+        if orphaned:   # left running: clean up, the test fails below
+            os.kill(redis[0], signal.SIGKILL)
+            shutil.rmtree(redis[1], ignore_errors=True)
+    # -SIGINT: under `python -m`, CPython exits by SIGINT when the interrupt ever ended a
+    # string exec (e.g. a dataclass being built), caught or not; a shell shows 130 either way
+    assert process.returncode in (130, -signal.SIGINT)
+    assert stderr.read_text() == "evaluate: interrupted\n"
+    assert not orphaned and not redis[1].exists()

@@ -101,3 +101,21 @@ def test_download_failure_explains_the_offline_way(tmp_path, monkeypatch):
     with pytest.raises(nab.NabDataError, match="NAB_DATA_DIR"):
         nab.download(tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_non_finite_values_fail_with_their_line(tmp_path, value):
+    path = tmp_path / "x.csv"
+    path.write_text(CSV.replace(",2\n", f",{value}\n"))
+    with pytest.raises(nab.NabDataError, match=f"{path}:3: value '{value}' is not a finite"):
+        nab.load_csv(path)
+
+
+def test_train_with_a_missing_data_dir_fails_in_one_line(tmp_path, capsys):
+    from models import train
+
+    missing = tmp_path / "nowhere"
+    code = train.main(["--data-dir", str(missing), "--models-dir", str(tmp_path / "models")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"train: {missing}: no {nab.CSV_NAME} (set --data-dir to the folder holding it)\n"
