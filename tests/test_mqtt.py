@@ -211,6 +211,8 @@ def test_the_simulator_sends_over_mqtt_and_reads_the_verdicts_back(mqtt, redis_c
     per_sensor = report["run"]["readings_per_sensor"]
     for sensor in report["run"]["sensors"]:  # the sensor came in the payload (shared topic)
         assert redis_client.ts().info(sensor).total_samples == per_sensor
-    assert report["summary"]["judged_readings"] == report["sent"]["readings"] == 2 * per_sensor
+    assert report["sent"]["readings"] == 2 * per_sensor
+    # listar marks anomalies but cannot tell a reading judged normal from one not judged
+    assert report["summary"]["judged_readings"] is None
     assert [a["kind"] for a in report["anomalies"]] == ["spike", "spike"]
     assert all(isinstance(a["caught"], bool) for a in report["anomalies"])
