@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from tests.support.http_server import http_server
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -26,14 +27,10 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def callback():
     """A real HTTP server on a free port; `.received` holds (headers, body) per POST."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)  # a free port
-    server.received = queue.Queue()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/done"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_server(_Receiver) as server:
+        server.received = queue.Queue()
+        server.url = f"http://127.0.0.1:{server.server_address[1]}/done"
+        yield server
 
 
 def async_post(api, function, data, headers=None, **params):

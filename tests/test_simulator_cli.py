@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -12,6 +11,7 @@ import infra.simulator.__main__ as simulator
 from infra.local.redis_server import free_port
 from infra.simulator.__main__ import main, parse_args
 from infra.simulator.transport import MAX_FAILURES
+from tests.support.http_server import http_server
 
 
 class _NotImplemented(BaseHTTPRequestHandler):
@@ -32,14 +32,10 @@ class _NotImplemented(BaseHTTPRequestHandler):
 @pytest.fixture
 def refusing():
     """A real HTTP server on a free port that refuses every reading; `.calls` counts them."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotImplemented)
-    server.calls = 0
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_server(_NotImplemented) as server:
+        server.calls = 0
+        server.url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield server
 
 
 def one_error_line(capsys) -> str:
