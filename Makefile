@@ -28,7 +28,7 @@ train: $(VENV)/.dev         ## retrain the model into models/modelo/
 	$(PY) -m models.train $(ARGS)
 
 evaluate: $(VENV)/.dev      ## stream the NAB series through detectar and score it
-	$(PY) -m models.evaluate $(ARGS)
+	$(PY) -m infra.evaluate $(ARGS)
 
 simulate: $(VENV)/.local    ## sensors with injected anomalies -> detectar -> report (needs make up)
 	$(PY) -m infra.simulator $(ARGS)

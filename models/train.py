@@ -1,7 +1,7 @@
 """Train and export the detection model: `python -m models.train [--version N] [--overwrite]`.
 
 What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
-1. loads the NAB machine-temperature series (models/nab.py: NAB_DATA_DIR or the pinned
+1. loads the NAB machine-temperature series (models/evaluation/nab.py: NAB_DATA_DIR or the pinned
    download) and keeps ONLY its probationary rows (the first 750): nothing after them, and
    no label, is read by training or calibration;
 2. builds the windows of WINDOW previous readings -> next reading from those rows, each window
@@ -28,6 +28,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,9 +36,9 @@ import numpy as np
 
 from shared import scaling
 
-from . import nab
+from .evaluation import nab
+from .locations import MODELS_DIR
 
-MODELS_DIR = Path(__file__).resolve().parent
 MODEL_NAME = "modelo"
 
 SEED = 0
@@ -93,14 +94,25 @@ def configure_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def training_windows(values: np.ndarray, window: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (n, window, 1) float32 laid out per INPUT_ORDER, targets (n, 1) float32, scaled."""
+@dataclass(frozen=True)
+class TrainingWindows:
+    """Every window of the first `rows` readings and the reading after it, scaled."""
+
+    inputs: np.ndarray    # (n, window, 1) float32, laid out per INPUT_ORDER
+    targets: np.ndarray   # (n, 1) float32
+    offset: np.ndarray    # (n,) per window: degrees = offset + scale * scaled
+    scale: np.ndarray
+    previous: np.ndarray  # (n,) the reading just before each target (persistence forecast)
+
+
+def training_windows(values: np.ndarray, window: int, rows: int) -> TrainingWindows:
     values = np.asarray(values[:rows], dtype=np.float64)
     newest_first = np.stack([values[i - window:i][::-1] for i in range(window, rows)])
     scaled, offset, scale = scaling.scale_windows(newest_first, SCALING)
     targets = (values[window:rows] - offset) / scale
     ordered = scaled[:, ::-1] if INPUT_ORDER == "oldest_first" else scaled
-    return ordered[..., None].astype(np.float32), targets[:, None].astype(np.float32)
+    return TrainingWindows(ordered[..., None].astype(np.float32),
+                           targets[:, None].astype(np.float32), offset, scale, newest_first[:, 0])
 
 
 def build_model(window: int, units: int):
@@ -112,29 +124,25 @@ def build_model(window: int, units: int):
     return keras.Model(inputs, outputs, name="next_reading_gru")
 
 
-def train(values: np.ndarray, seed: int = SEED):
+def train(windows: TrainingWindows, seed: int = SEED):
     import keras
 
     configure_determinism(seed)
-    x, y = training_windows(values, WINDOW, TRAIN_ROWS)
     model = build_model(WINDOW, UNITS)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mse")
     history = model.fit(
-        x, y, epochs=EPOCHS, batch_size=BATCH_SIZE, validation_split=VALIDATION_FRACTION,
+        windows.inputs, windows.targets, epochs=EPOCHS, batch_size=BATCH_SIZE, validation_split=VALIDATION_FRACTION,
         shuffle=True, verbose=0,
         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
-    return model, history.history, x, y
+    return model, history.history
 
 
-def degree_metrics(model, values: np.ndarray) -> dict[str, float]:
+def degree_metrics(model, values: np.ndarray, windows: TrainingWindows) -> dict[str, float]:
     """RMSE in degrees on the training and validation parts of the probationary rows."""
-    x, _ = training_windows(values, WINDOW, TRAIN_ROWS)
-    newest_first = np.stack([values[i - WINDOW:i][::-1] for i in range(WINDOW, TRAIN_ROWS)])
-    _, offset, scale = scaling.scale_windows(newest_first, SCALING)
-    predicted = offset + scale * model.predict(x, verbose=0)[:, 0]
+    predicted = windows.offset + windows.scale * model.predict(windows.inputs, verbose=0)[:, 0]
     actual = np.asarray(values[WINDOW:TRAIN_ROWS], dtype=np.float64)
     split = len(actual) - int(len(actual) * VALIDATION_FRACTION)
-    persistence = newest_first[:, 0]
+    persistence = windows.previous
 
     def rmse(a, b):
         return float(np.sqrt(np.mean((a - b) ** 2)))
@@ -263,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     started = time.perf_counter()
-    model, history, x, _ = train(values, args.seed)
+    windows = training_windows(values, WINDOW, TRAIN_ROWS)
+    model, history = train(windows, args.seed)
     seconds = time.perf_counter() - started
-    metrics = degree_metrics(model, values)
+    metrics = degree_metrics(model, values, windows)
     best = int(np.argmin(history["val_loss"]))
     metrics.update({"loss_train_scaled": float(history["loss"][best]),
                     "loss_validation_scaled": float(history["val_loss"][best]),
@@ -279,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = checkpoint_keys(model, version_dir)
     output = signature_output(version_dir, WINDOW)
 
-    n_validation = int(len(x) * VALIDATION_FRACTION)
+    n_validation = int(len(windows.inputs) * VALIDATION_FRACTION)
     description = {
         "format": 1,
         "window": WINDOW,
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": {"series": nab.SERIES, "source": f"{nab.UPSTREAM_REPO}@{nab.UPSTREAM_COMMIT}",
                      "sha256": series.sha256, "rows_total": len(values),
                      "rows_used": [0, TRAIN_ROWS - 1],
-                     "samples": len(x), "samples_validation": n_validation,
+                     "samples": len(windows.inputs), "samples_validation": n_validation,
                      "labels_used": False},
             "hyperparameters": {"units": UNITS, "epochs_max": EPOCHS, "patience": PATIENCE,
                                 "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,

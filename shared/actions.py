@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from . import render
+from .errors import StoredButNotJudged
 from .params import parse_batch, parse_history, parse_reading, parse_sensor
 from .services import Services
 
@@ -78,15 +79,6 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
         if getattr(verdict, key):
             document[key] = getattr(verdict, key)
     return Result(200, document, render.verdict_html(document, host))
-
-
-class StoredButNotJudged(Exception):
-    """detectar stored the reading but could not judge it (e.g. the model server is down)."""
-
-    def __init__(self, stored: dict[str, Any], cause: Exception):
-        super().__init__(str(cause))
-        self.stored = stored
-        self.cause = cause
 
 
 NUEVO = Action("nuevo", writes=True, run=_nuevo)

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import rules, scaling
-from .errors import Unavailable
 from .serving import Predictor, ServingError, ServingUnavailable
 from .serving.description import ModelDescription
 
 log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(Exception):
+    """The model server cannot compute a prediction and there is no fallback."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Detector:
         self.description = description
         self.predictor = predictor
         self.fallback = fallback
-        self.threshold_override = threshold
+        self.rule = rules.build(description.decision, threshold)
 
     @property
     def window_size(self) -> int:
@@ -52,7 +55,7 @@ class Detector:
             if isinstance(exc, ServingError):  # a refusal means a mismatch an operator must fix
                 log.warning("model server refused a prediction: %s", exc)
             if self.fallback is None:
-                raise Unavailable(f"model server unavailable: {exc}") from exc
+                raise ModelUnavailable(f"model server unavailable: {exc}") from exc
             return self.fallback.predict(instances), f"{self.fallback.name} (fallback)"
 
     def judge(self, value: float, window: list[float], state: dict[str, float]) -> Verdict:
@@ -62,13 +65,12 @@ class Detector:
                 f"not judged: the sensor needs {self.window_size} previous readings "
                 f"and has {len(window)}"))
         raw = np.asarray(window[: self.window_size], dtype=np.float64)
-        instances, to_degrees = scaling.model_input(self.description, raw, state)
+        instances, to_degrees = scaling.model_input(self.description, raw)
         output, engine = self._predict(instances)
         predicted = to_degrees(float(output[0][tuple(self.description.prediction_index)]))
         if not math.isfinite(predicted):
             return Verdict(None, engine=engine, state=state,
                            message="not judged: the model's prediction is not a finite number")
-        decision = rules.decide(self.description.decision, value=value, predicted=predicted,
-                                window=raw, state=state, threshold_override=self.threshold_override)
+        decision = self.rule.judge(value, predicted, state)
         return Verdict(decision.anomaly, predicted, decision.error, decision.threshold, engine,
                        state=decision.state, note=decision.note)

@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from . import render
-from .actions import Action, StoredButNotJudged
-from .errors import ApiError, MethodNotAllowed, PayloadTooLarge, Unauthorized
+from .actions import Action
+from .errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, as_api_error
 from .params import merged_params
 from .services import SERVICES, Services
 
@@ -68,22 +68,15 @@ def serve(event: Any, context: Any, action: Action, services: Services = SERVICE
         _check(event, action, services)
         result = action.run(merged_params(event.query, event.body or b"", event.headers),
                             services, host)
-    except ApiError as exc:
-        return _failure(exc.status, exc.message, as_json, host, headers=exc.headers())
-    except StoredButNotJudged as exc:
-        cause = exc.cause
-        status = cause.status if isinstance(cause, ApiError) else 500
-        if status == 500:
-            log.exception("detectar failed after storing a reading", exc_info=cause)
-        reason = cause.message if isinstance(cause, ApiError) else "internal error"
-        message = (f"reading stored at {exc.stored['timestamp']} but not judged: {reason}; "
-                   "do not send it again")
-        return _failure(status, message, as_json, host,
-                        {**exc.stored, "stored": True, "anomaly": None})
-    except Exception:
-        log.exception("%s failed", action.name)
-        return _failure(500, "internal error; the details are in the function's log",
-                        as_json, host)
+    except Exception as exc:
+        error = as_api_error(exc)
+        if error is None or error.unexpected:
+            log.exception("%s failed", action.name)
+        if error is None:
+            return _failure(500, "internal error; the details are in the function's log",
+                            as_json, host)
+        return _failure(error.status, error.message, as_json, host, error.fields(),
+                        error.headers())
     if as_json:
         return render.response(result.status, result.document, True)
     return render.response(result.status, result.html, False)

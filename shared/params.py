@@ -13,12 +13,12 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from .config import DEFAULT_SENSOR
 from .errors import BadRequest
+from .readings import HistoryQuery, Reading
+from .timestamps import iso_to_ms
 
 SENSOR_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -28,23 +28,7 @@ MAX_DATO_CHARS = 64
 DATO_LIMIT = 1e9  # far beyond any temperature; keeps model arithmetic finite
 MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000  # clock skew we accept from a sensor
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TOPIC_HEADER = "X-Topic"  # set by the OpenFaaS event connectors (connector-sdk)
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One reading to store; timestamp None means the server's clock."""
-
-    value: float
-    timestamp: int | None
-
-
-@dataclass(frozen=True)
-class HistoryQuery:
-    count: int
-    start: int | str  # ms, or "-" for the earliest
-    end: int | str  # ms, or "+" for the latest
 
 
 def _reject_constant(token: str) -> float:
@@ -147,14 +131,10 @@ def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
         millis = raw
     elif isinstance(raw, str) and len(raw) <= 64:
         try:
-            moment = datetime.fromisoformat(raw.strip())
+            millis = iso_to_ms(raw)
         except ValueError:
             raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601, "
                              "e.g. 2024-01-31T12:00:00Z") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        # Integer arithmetic: moment.timestamp() * 1000 is a float, 1 ms early for some times.
-        millis = (moment - EPOCH) // timedelta(milliseconds=1)
     else:
         raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
     if not 0 <= millis <= MAX_TIMESTAMP_MS:

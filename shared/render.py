@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .chart import clock, number, readings_chart
-from .params import HistoryQuery
+from .readings import HistoryQuery
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"

@@ -13,8 +13,7 @@ The description's `scaling` object says how (docs/architecture.md):
   to the window's level.
 
 Windows given to these functions are newest first (how the store returns them); the model
-input is laid out per the description's `input_order`. The per-sensor `state` is accepted so
-a scaling may use running per-sensor statistics; the kinds above do not read it.
+input is laid out per the description's `input_order`.
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ def scale_windows(windows: np.ndarray, scaling: Mapping[str, Any]) -> tuple[np.n
     raise ValueError(f"unknown scaling kind {kind!r}; known: {list(KINDS)}")
 
 
-def scale_window(window: np.ndarray, scaling: Mapping[str, Any],
-                 state: Mapping[str, float] | None = None) -> tuple[np.ndarray, Callable[[float], float]]:
+def scale_window(window: np.ndarray, scaling: Mapping[str, Any]) -> tuple[np.ndarray, Callable[[float], float]]:
     """One raw window (newest first) -> (scaled window, newest first, float64; to_degrees)."""
     window = np.asarray(window, dtype=np.float64)
     if window.ndim != 1:
@@ -77,8 +75,7 @@ def layout(scaled_newest_first: np.ndarray, input_order: str) -> np.ndarray:
     return np.ascontiguousarray(ordered, dtype=np.float32).reshape(1, -1, 1)
 
 
-def model_input(description: Any, raw: np.ndarray,
-                state: Mapping[str, float] | None = None) -> tuple[np.ndarray, Callable[[float], float]]:
+def model_input(description: Any, raw: np.ndarray) -> tuple[np.ndarray, Callable[[float], float]]:
     """The description's window of raw readings (newest first) -> (instances, to_degrees).
 
     `description` needs `window`, `input_order` and `scaling` (a ModelDescription).
@@ -90,5 +87,5 @@ def model_input(description: Any, raw: np.ndarray,
         raise ValueError(f"expected {description.window} readings, got shape {raw.shape}")
     if not np.all(np.isfinite(raw)):
         raise ValueError("the window holds a non-finite reading")
-    scaled, to_degrees = scale_window(raw, description.scaling, state)
+    scaled, to_degrees = scale_window(raw, description.scaling)
     return layout(scaled, description.input_order), to_degrees

@@ -8,7 +8,6 @@ Key layout: docs/architecture.md.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from contextlib import contextmanager
@@ -20,10 +19,33 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .config import Settings
-from .errors import Conflict, TooManyRequests, Unavailable
-from .params import HistoryQuery, Reading
+from .readings import HistoryQuery, Reading
 
 MAX_CLOCK_BUMPS = 1000  # server-clock readings move at most this many ms forward
+
+
+class StoreError(Exception):
+    """A store operation that did not happen, for a reason the caller can be told."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis cannot be reached, or refused our credentials; trying again later may work."""
+
+
+class TimestampTaken(StoreError):
+    """The sensor already has a reading at that explicit timestamp; nothing was overwritten."""
+
+
+class NotATimeSeries(StoreError):
+    """The sensor's key holds something other than a time series."""
+
+
+class NoFreeMillisecond(StoreError):
+    """Server-clock readings came faster than the sensor's milliseconds free up."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -70,20 +92,20 @@ def now_ms() -> int:
 
 
 @contextmanager
-def _answering_errors(sensor: str, writing: bool = True) -> Iterator[None]:
-    """Redis failures as the errors the caller is answered with."""
+def _store_errors(sensor: str, writing: bool = True) -> Iterator[None]:
+    """Redis failures as store errors."""
     try:
         yield
     except redis.AuthenticationError as exc:  # a ConnectionError too: test it first
-        raise Unavailable("Redis refused our credentials") from exc
+        raise StoreUnavailable("Redis refused our credentials") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # A write may have been applied just before the connection broke: say so honestly.
-        raise Unavailable("Redis is unavailable; try again" + (
+        raise StoreUnavailable("Redis is unavailable; try again" + (
             " (a reading re-sent with its timestamp is never stored twice)" if writing else "")
         ) from exc
     except redis.ResponseError as exc:
         if "not a TSDB key" in str(exc) or "WRONGTYPE" in str(exc):
-            raise Conflict(f"sensor {sensor!r} names a Redis key that is not a time series") from exc
+            raise NotATimeSeries(f"sensor {sensor!r} names a Redis key that is not a time series") from exc
         raise
 
 
@@ -233,23 +255,6 @@ return {total, table.concat(flat, ' '), table.concat(marks, ' ')}
 """
 
 
-class _Script:
-    """A Lua script run by its SHA1; loaded again when Redis lost it (a restart). NOSCRIPT
-    means the script did not run at all, so running it again cannot store anything twice."""
-
-    def __init__(self, client: redis.Redis, source: str):
-        self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def __call__(self, *keys_then_args, keys: int) -> object:
-        try:
-            return self.client.execute_command("EVALSHA", self.sha, keys, *keys_then_args)
-        except redis.exceptions.NoScriptError:
-            self.sha = self.client.script_load(self.source)
-            return self.client.execute_command("EVALSHA", self.sha, keys, *keys_then_args)
-
-
 def _state_text(state: dict[str, float]) -> str:
     return "\n".join(f"{key}\n{float(value)!r}" for key, value in state.items())
 
@@ -257,10 +262,12 @@ def _state_text(state: dict[str, float]) -> str:
 class ReadingStore:
     def __init__(self, client: redis.Redis):
         self.client = client
-        self._add = _Script(client, ADD_SCRIPT)
-        self._verdict = _Script(client, VERDICT_SCRIPT)
-        self._batch = _Script(client, BATCH_SCRIPT)
-        self._history = _Script(client, HISTORY_SCRIPT)
+        # redis-py's Script runs EVALSHA and loads the source again when Redis lost it (a
+        # restart): NOSCRIPT means the script did not run, so the retry cannot store twice.
+        self._add = client.register_script(ADD_SCRIPT)
+        self._verdict = client.register_script(VERDICT_SCRIPT)
+        self._batch = client.register_script(BATCH_SCRIPT)
+        self._history = client.register_script(HISTORY_SCRIPT)
 
     def ping(self) -> bool:
         try:
@@ -272,20 +279,22 @@ class ReadingStore:
         """Run ADD_SCRIPT: the reading stored (and, with `size`, its window and state).
 
         A server-clock reading whose millisecond is taken moves to the next free one, so
-        concurrent readings are all kept; an explicit timestamp that is taken is a Conflict.
+        concurrent readings are all kept; an explicit timestamp that is taken is TimestampTaken.
         """
         explicit = reading.timestamp is not None
         timestamp = reading.timestamp if explicit else now_ms()
-        with _answering_errors(sensor):
-            reply = self._add(sensor, detector_key(sensor), timestamp, repr(float(reading.value)),
-                              int(explicit), MAX_CLOCK_BUMPS, sensor, size, keys=2)
+        with _store_errors(sensor):
+            reply = self._add([sensor, detector_key(sensor)],
+                              [timestamp, repr(float(reading.value)), int(explicit),
+                               MAX_CLOCK_BUMPS, sensor, size])
         if reply[0] == -1:
-            raise Conflict(f"sensor {sensor!r} already has a reading at timestamp "
-                           f"{timestamp}; it was not overwritten")
+            raise TimestampTaken(f"sensor {sensor!r} already has a reading at timestamp "
+                                 f"{timestamp}; it was not overwritten")
         if reply[0] == -2:
-            raise TooManyRequests(f"sensor {sensor!r} has no free millisecond near the server's "
-                                  "clock (at most one server-clock reading per ms); nothing was "
-                                  "stored, retry after 1 s or send a timestamp", retry_after_s=1)
+            raise NoFreeMillisecond(f"sensor {sensor!r} has no free millisecond near the server's "
+                                    "clock (at most one server-clock reading per ms); nothing "
+                                    "was stored, retry after 1 s or send a timestamp",
+                                    retry_after_s=1)
         return reply
 
     def add(self, sensor: str, reading: Reading) -> int:
@@ -305,26 +314,26 @@ class ReadingStore:
         """Store a batch in one round trip, atomically: server-clock readings end at the
         current millisecond (reading i of n at now - n + 1 + i) or move to the next free
         one; explicit timestamps the sensor already has are reported, not stored. When the
-        server-clock readings cannot all be placed, nothing is stored (TooManyRequests: the
+        server-clock readings cannot all be placed, nothing is stored (NoFreeMillisecond: the
         clock must move on by about one ms per reading first)."""
         args: list = []
         for reading in readings:
             args += ("" if reading.timestamp is None else reading.timestamp, repr(reading.value))
-        with _answering_errors(sensor):
-            reply = self._batch(sensor, sensor, now_ms() - len(readings) + 1, MAX_CLOCK_BUMPS,
-                                *args, keys=1)
+        with _store_errors(sensor):
+            reply = self._batch([sensor], [sensor, now_ms() - len(readings) + 1, MAX_CLOCK_BUMPS,
+                                           *args])
         if reply[0] == -2:
             retry = max(1, math.ceil(len(readings) / 1000))
-            raise TooManyRequests(f"sensor {sensor!r} has no room for {len(readings)} server-clock "
-                                  "readings near the server's clock (one per ms); nothing was "
-                                  f"stored, retry after {retry} s or send timestamps",
-                                  retry_after_s=retry)
+            raise NoFreeMillisecond(f"sensor {sensor!r} has no room for {len(readings)} "
+                                    "server-clock readings near the server's clock (one per "
+                                    f"ms); nothing was stored, retry after {retry} s or send "
+                                    "timestamps", retry_after_s=retry)
         return BatchResult(int(reply[0]), [int(t) for t in reply[1]])
 
     def history(self, sensor: str, query: HistoryQuery) -> History:
-        with _answering_errors(sensor, writing=False):
-            reply = self._history(sensor, anomalies_key(sensor), query.start, query.end,
-                                  query.count, keys=2)
+        with _store_errors(sensor, writing=False):
+            reply = self._history([sensor, anomalies_key(sensor)],
+                                  [query.start, query.end, query.count])
         if not reply:  # no such sensor yet
             return History(0, [], set())
         total, readings, marks = reply
@@ -343,6 +352,7 @@ class ReadingStore:
                    if field not in old_state or old_state[field] != number}
         if not anomaly and not changed:
             return
-        with _answering_errors(sensor):
-            self._verdict(anomalies_key(sensor), detector_key(sensor), int(anomaly), timestamp,
-                          repr(float(value)), sensor, _state_text(changed), keys=2)
+        with _store_errors(sensor):
+            self._verdict([anomalies_key(sensor), detector_key(sensor)],
+                          [int(anomaly), timestamp, repr(float(value)), sensor,
+                           _state_text(changed)])

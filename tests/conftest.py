@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from infra.local.redis_server import RedisServer
+from models.locations import reference_model_dir as find_reference_model
+from shared.config import REPO_ROOT
 from tests.support.stack import LocalStack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_MODEL_DIR = Path(os.environ.get("REFERENCE_MODEL_DIR")
-                           or REPO_ROOT.parent / "shared" / "reference-model")
 NAB_DATA_DIR = Path(os.environ.get("NAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data" / "nab")
 
 
@@ -45,9 +44,10 @@ def api(stack, redis_client):
 
 
 def reference_model_dir() -> Path:
-    if not (REFERENCE_MODEL_DIR / "modelo").is_dir():
-        pytest.skip(f"the replaced system's model is not at {REFERENCE_MODEL_DIR}")
-    return REFERENCE_MODEL_DIR / "modelo"
+    found = find_reference_model()
+    if found is None:
+        pytest.skip("the replaced system's model is not found (set REFERENCE_MODEL_DIR)")
+    return found
 
 
 

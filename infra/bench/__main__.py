@@ -11,7 +11,7 @@ Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
    non-2xx answers, and the CPU time each process spent per request (/proc);
 3. the same writes with `appendfsync everysec`, for the cost of fsync-per-write;
 4. the embedded engine alone (µs per window) and the TF Serving client's cost per call
-   against the local TF-Serving-compatible server (tests/support/tfserving_server.py);
+   against the local TF-Serving-compatible server (infra/bench/tfserving_standin.py);
 5. memory (RSS, PSS) of every process.
 Writes infra/bench/results/latest.json and the table into infra/bench/RESULTS.md (between
 its `bench:begin`/`bench:end` markers; the notes around them are kept). A --quick run only
@@ -42,15 +42,15 @@ import numpy as np
 import requests
 
 from infra.local.workers import cpu_count
-from infra.local.redis_server import REPO_ROOT, free_port
+from infra.local.redis_server import free_port
+from models.locations import DEFAULT_MODEL, reference_model_dir
+from shared.config import REPO_ROOT
 
 from . import report
 from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib
 from .wrk import WrkMissing, WrkResult, ensure_wrk, run
 
 HERE = Path(__file__).resolve().parent
-REFERENCE_MODEL = Path(os.environ.get("REFERENCE_MODEL_DIR") or REPO_ROOT.parent / "shared" /
-                       "reference-model") / "modelo"
 WRK_THREADS = 2
 HOUR_MS = 3_600_000
 DEFAULT_JSON = HERE / "results" / "latest.json"
@@ -223,10 +223,10 @@ def engine_figures() -> list[dict[str, Any]]:
     from shared.serving.engine import EmbeddedModel
 
     figures = []
-    for label, path in (("shipped (models/modelo)", REPO_ROOT / "models" / "modelo"),
-                        ("replaced system's (reference-model)", REFERENCE_MODEL)):
-        if not path.is_dir():
-            figures.append({"model": label, "path": str(path), "missing": True})
+    for label, path in (("shipped (models/modelo)", DEFAULT_MODEL),
+                        ("replaced system's (reference-model)", reference_model_dir())):
+        if path is None:
+            figures.append({"model": label, "missing": True})
             continue
         version = resolve_version_dir(path)
         description = load_description(version)
@@ -253,10 +253,10 @@ def tfserving_figures(engine: list[dict[str, Any]]) -> dict[str, Any]:
     """The TF Serving REST client's cost per call against the local test server."""
     from shared.serving.tfserving import TFServingClient
 
-    model_dir = REPO_ROOT / "models" / "modelo"
+    model_dir = DEFAULT_MODEL
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.tfserving_server", "--model-dir", str(model_dir),
+        [sys.executable, "-m", "infra.bench.tfserving_standin", "--model-dir", str(model_dir),
          "--port", str(port)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -278,7 +278,7 @@ def tfserving_figures(engine: list[dict[str, Any]]) -> dict[str, Any]:
         server.terminate()
         server.wait(timeout=10)
     embedded = next((e["us_per_window"] for e in engine if e.get("us_per_window")), 0.0)
-    return {"server": "tests/support/tfserving_server.py (models/modelo)", "calls": count,
+    return {"server": "infra/bench/tfserving_standin.py (models/modelo)", "calls": count,
             "us_per_call": round(wall, 1), "client_cpu_us_per_call": round(cpu, 1),
             "overhead_us_per_call": round(wall - embedded, 1)}
 

@@ -59,7 +59,7 @@ def markdown(results: dict[str, Any]) -> str:
     out += ["", "| embedded engine | layers | µs per window (median of 7) |", "|---|---|---:|"]
     for e in results["engine"]:
         if e.get("missing"):
-            out.append(f"| {e['model']} | not found at {e['path']} | - |")
+            out.append(f"| {e['model']} | not found | - |")
         else:
             out.append(f"| {e['model']} | {e['layers']} | {e['us_per_window']} |")
     tf = results["tfserving"]

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import requests
 
-from infra.local.redis_server import REPO_ROOT, RedisServer, free_port
+from infra.local.redis_server import RedisServer, free_port
+from shared.config import REPO_ROOT
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

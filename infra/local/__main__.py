@@ -25,7 +25,7 @@ import signal
 import sys
 from pathlib import Path
 
-from shared.config import ConfigError, load_settings
+from shared.config import REPO_ROOT, ConfigError, load_settings
 from shared.errors import ApiError
 from shared.services import SERVICES
 
@@ -33,7 +33,7 @@ from .functions import STACK_FILE, load_functions
 from .gateway import Gateway
 from .workers import cpu_count, listen, serve
 from .mqtt import BridgeConfigError, bridge_from_env, default_client_id, topics_of
-from .redis_server import REPO_ROOT, RedisServer
+from .redis_server import RedisServer
 
 log = logging.getLogger("infra.local")
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from shared.config import REPO_ROOT
+
 STACK_FILE = REPO_ROOT / "stack.yml"
 VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 

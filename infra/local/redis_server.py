@@ -24,10 +24,11 @@ from pathlib import Path
 
 import redis
 
+from shared.config import REPO_ROOT
+
 from . import processes
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("ANOMALIAS_CACHE", REPO_ROOT / ".cache"))
 OPENSSL_WHEEL = "mysql-connector-python==8.0.31"
 OPENSSL_LIBS = ("libssl.so.1.1", "libcrypto.so.1.1")

@@ -23,14 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from models.nab import NabDataError
+from models.evaluation.nab import NabDataError
+from models.locations import DEFAULT_MODEL
+from shared.config import REPO_ROOT
 
 from . import report as reporting
 from .scenario import CADENCE_S, KINDS, Plan, SensorSeries, generate, replay, sensor_names, stamp
 from .transport import Gateway, MqttPublisher, Tally, TransportError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = REPO_ROOT / "models" / "modelo"
 MARGIN = 30  # readings of warm-up beyond what the rule needs
 
 

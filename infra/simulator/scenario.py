@@ -15,7 +15,6 @@ readings) is over before the next anomaly starts.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from models.evaluation import nab
 
 CADENCE_S = 300  # NAB's machine temperature: one reading every 5 minutes
 READINGS_PER_DAY = 24 * 3600 // CADENCE_S
@@ -167,32 +168,20 @@ def generate(sensors: list[str], kinds: list[Kind], plan: Plan, seed: int) -> li
     return result
 
 
-def find_windows(csv_path: Path) -> tuple[Path, list[tuple[str, str]]] | None:
-    """NAB's labelled windows for the CSV, from a windows json beside it, if there is one."""
-    for name in (f"{csv_path.stem}.windows.json", "combined_windows.json"):
-        path = csv_path.parent / name
-        if not path.is_file():
-            continue
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for key, windows in data.items():
-            if key == csv_path.name or key.endswith("/" + csv_path.name):
-                return path, [(str(a), str(b)) for a, b in windows]
-    return None
-
-
 def replay(csv_path: Path, sensors: list[str], kinds: list[Kind], plan: Plan,
            limit: int | None = None) -> tuple[list[SensorSeries], str | None]:
     """The CSV's values for each sensor (the first `limit` rows); known anomalies are its
-    labelled windows and the injected kinds. Returns the series and the windows file used."""
-    from models.nab import load_csv
-    from models.scoring import windows_to_rows
-
-    stamps, raw = load_csv(csv_path)
-    found = find_windows(csv_path)
+    labelled windows (from the windows json NAB keeps beside it, if any) and the injected
+    kinds. Returns the series and the windows file used."""
+    windows_file = nab.windows_beside(csv_path)
     labelled: list[tuple[int, int, str]] = []
-    if found:  # rows of the whole file, before --limit cuts it
-        for (first, last), (a, b) in zip(windows_to_rows(stamps, found[1]), found[1]):
+    if windows_file:  # rows of the whole file, before --limit cuts it
+        data = nab.load_series(csv_path, windows_file)
+        raw = data.values
+        for (first, last), (a, b) in zip(data.windows, data.window_timestamps):
             labelled.append((first, last, f"{a} .. {b}"))
+    else:
+        _, raw = nab.load_csv(csv_path)
     if limit:
         raw = raw[:limit]
     if len(raw) <= plan.warmup:
@@ -209,7 +198,7 @@ def replay(csv_path: Path, sensors: list[str], kinds: list[Kind], plan: Plan,
         series.anomalies.sort(key=lambda a: a.start)
         series.values = [float(v) for v in values]
         result.append(series)
-    return result, str(found[0]) if found else None
+    return result, str(windows_file) if windows_file else None
 
 
 def stamp(series: list[SensorSeries], end_ms: int, cadence_s: int = CADENCE_S) -> None:

@@ -7,11 +7,12 @@ LSTM autoencoder (`REFERENCE_DESCRIPTION`).
 
 import copy
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .. import rules
 
 DESCRIPTION_FILE = "model.json"
 INPUT_ORDERS = ("newest_first", "oldest_first")
@@ -207,10 +208,7 @@ def _describe(check: Any) -> str:
 
 def _decision(decision: Any) -> dict[str, Any]:
     decision = _kind_object(decision, "decision", "rule")
-    threshold = decision.get("threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
-                                  or not math.isfinite(threshold)):
-        raise ValueError(f"decision.threshold must be a finite number, got {threshold!r}")
+    rules.build(decision)  # a rule whose parameters cannot work fails here, not per reading
     return decision
 
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from shared.config import REPO_ROOT
 INFRA = REPO_ROOT / "infra"
 SWARM_DIR = INFRA / "swarm"
 GRAFANA_DIR = INFRA / "grafana"

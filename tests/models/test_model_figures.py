@@ -12,20 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import nab
-from models.scoring import score
+from models.evaluation import nab
+from models.evaluation.scoring import score
+from models.locations import DEFAULT_MODEL
 from shared import rules, scaling
 from shared.serving.checkpoint import read_variables
 from shared.serving.description import load_description, resolve_version_dir
 from shared.serving.engine import EmbeddedModel
-from tests.models.test_nab_data import DATA_DIR, needs_data
+from tests.conftest import NAB_DATA_DIR
+from tests.models.evaluation.test_nab_data import needs_data
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "modelo"
 
 
 def assert_the_model_cards_figures(version_dir: Path) -> None:
     description = load_description(version_dir)
-    series = nab.load_machine_temperature(DATA_DIR)
+    series = nab.load_machine_temperature(NAB_DATA_DIR)
     values, w = series.values, description.window
     newest_first = np.stack([values[i - w:i][::-1] for i in range(w, len(values))])
     scaled, offset, scale = scaling.scale_windows(newest_first, description.scaling)
@@ -33,10 +34,9 @@ def assert_the_model_cards_figures(version_dir: Path) -> None:
     engine = EmbeddedModel.load(version_dir, description)
     output = engine.predict(ordered[..., None].astype(np.float32))
     predicted = offset + scale * output[(slice(None), *description.prediction_index)]
-    state, detections = {}, []
+    rule, state, detections = rules.build(description.decision), {}, []
     for row in range(w, len(values)):
-        decision = rules.decide(description.decision, values[row], predicted[row - w],
-                                newest_first[row - w], state)
+        decision = rule.judge(values[row], predicted[row - w], state)
         state = decision.state
         if decision.anomaly:
             detections.append(row)
@@ -51,7 +51,7 @@ def assert_the_model_cards_figures(version_dir: Path) -> None:
 
 @needs_data
 def test_the_shipped_model_has_the_model_cards_figures():
-    assert_the_model_cards_figures(resolve_version_dir(MODEL))
+    assert_the_model_cards_figures(resolve_version_dir(DEFAULT_MODEL))
 
 
 def float_arrays(version_dir: Path) -> list[np.ndarray]:
@@ -66,10 +66,10 @@ def test_make_train_reproduces_the_shipped_model(tmp_path):
     weights and the same figures as the committed one."""
     pytest.importorskip("tensorflow")
     subprocess.run([sys.executable, "-m", "models.train", "--models-dir", str(tmp_path),
-                    "--data-dir", str(DATA_DIR)], check=True, cwd=MODEL.parents[1],
+                    "--data-dir", str(NAB_DATA_DIR)], check=True, cwd=DEFAULT_MODEL.parents[1],
                    capture_output=True, timeout=600)
     retrained = tmp_path / "modelo" / "1"
-    shipped, fresh = float_arrays(resolve_version_dir(MODEL)), float_arrays(retrained)
+    shipped, fresh = float_arrays(resolve_version_dir(DEFAULT_MODEL)), float_arrays(retrained)
     assert [a.shape for a in fresh] == [a.shape for a in shipped]
     for new, old in zip(fresh, shipped):
         np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-6)

@@ -1,4 +1,4 @@
-"""The tensor-bundle reader on bundles written by tests/serving/bundle.py (TF reads them
+"""The tensor-bundle reader on bundles written by tests/shared/serving/bundle.py (TF reads them
 too: test_against_tensorflow), including the corruptions it must refuse."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shared.serving.checkpoint import read_variables
-from tests.serving.bundle import write_bundle
+from tests.shared.serving.bundle import write_bundle
 
 
 def tensors() -> dict[str, np.ndarray]:

@@ -42,7 +42,7 @@ def test_provider_and_template():
     source = python3_http[0]["source"]
     assert source.startswith("https://github.com/openfaas/python-flask-template")
     assert "#" in source, "the template is not pinned to a git ref"
-    assert set(STACK["configuration"]["copy"]) == {"shared", "models"}
+    assert set(STACK["configuration"]["copy"]) == {"shared", "models/modelo"}
 
 
 def test_the_three_functions_and_their_handlers():

@@ -19,10 +19,10 @@ from shared.serving.description import load_description
 from shared.serving.engine import EmbeddedModel
 from shared.serving.tfserving import TFServingClient
 from shared.services import build_detector
-from tests.serving.bundle import write_small_autoencoder
-from tests.support.tfserving_server import TFServingStub, running_tfserving
+from tests.shared.serving.bundle import write_small_autoencoder
+from infra.bench.tfserving_standin import TFServingStub, running_tfserving
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from shared.config import REPO_ROOT
 TIMEOUT_S = 0.5
 
 
@@ -301,7 +301,7 @@ def test_running_tfserving_yields_a_working_base_url(model_dir):
 
 
 def test_runs_as_a_module_for_benchmarks(model_dir):
-    command = [sys.executable, "-m", "tests.support.tfserving_server", "--model-dir", str(model_dir),
+    command = [sys.executable, "-m", "infra.bench.tfserving_standin", "--model-dir", str(model_dir),
                "--port", "0"]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:

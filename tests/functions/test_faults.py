@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import redis
+from werkzeug.test import EnvironBuilder
 
+from infra.local.gateway import Context, Event
 from infra.local.redis_server import RedisServer, free_port
+from models.locations import DEFAULT_MODEL
+from shared.actions import DETECTAR
+from shared.config import REPO_ROOT
+from shared.endpoint import serve
+from shared.serving.description import resolve_version_dir
+from shared.services import Services
 from tests.support.stack import LocalStack
 
 
@@ -87,3 +99,35 @@ def test_model_server_down_falls_back_to_the_embedded_engine_when_asked(own_redi
         assert answer.status_code == 200
         assert answer.json()["engine"] == "embedded (fallback)"
         assert answer.json()["anomaly"] in (True, False)
+
+
+def broken_model(tmp_path) -> str:
+    """A copy of the shipped model whose rule lacks a parameter it needs."""
+    version = resolve_version_dir(DEFAULT_MODEL)
+    copy = tmp_path / "modelo" / version.name
+    shutil.copytree(version, copy)
+    description = json.loads((copy / "model.json").read_text())
+    del description["decision"]["memory"]
+    (copy / "model.json").write_text(json.dumps(description))
+    return str(copy.parent)
+
+
+def test_a_model_whose_rule_cannot_work_stops_make_up_naming_the_parameter(own_redis, tmp_path):
+    env = {**os.environ, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "", "REDIS_HOST": "127.0.0.1",
+           "REDIS_PORT": str(own_redis.port), "MODEL_PATH": broken_model(tmp_path)}
+    started = subprocess.run([sys.executable, "-m", "infra.local", "--port", str(free_port())],
+                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode != 0
+    assert "decision.memory: record_level needs a number >= 1" in started.stderr
+    assert "Traceback" not in started.stderr
+
+
+def test_a_model_whose_rule_cannot_work_answers_500_naming_the_parameter(own_redis, tmp_path):
+    services = Services({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(own_redis.port),
+                         "MODEL_PATH": broken_model(tmp_path), "API_TOKEN_FILE": "",
+                         "REDIS_PASSWORD_FILE": ""})
+    request = EnvironBuilder(query_string="dato=70&format=json").get_request()
+    answer = serve(Event(request, "/"), Context(), DETECTAR, services)
+    assert answer["statusCode"] == 500
+    assert "decision.memory: record_level needs a number >= 1" in answer["body"]
+    assert own_redis.client().keys("*") == []  # nothing stored: the model loads before the store

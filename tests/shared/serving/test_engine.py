@@ -9,8 +9,8 @@ import pytest
 
 from shared.serving.description import description_from_dict, load_description
 from shared.serving.engine import EmbeddedModel
-from tests.serving.bundle import write_small_autoencoder
-from tests.serving.keras_equations import keras_forward
+from tests.shared.serving.bundle import write_small_autoencoder
+from tests.shared.serving.keras_equations import keras_forward
 
 WINDOW = 10
 
@@ -41,7 +41,7 @@ def random_model(layers: list[dict[str, Any]], seed: int = 0) -> tuple[Any, dict
                 tensors[key] = rng.normal(0.0, 0.5, weight_shape).astype(np.float32)
     data = {"format": 1, "window": WINDOW, "input_order": "oldest_first", "output": "output_0",
             "prediction_index": [0] * len(shape), "scaling": {"kind": "none"},
-            "decision": {"rule": "abs_error"}, "layers": layers}
+            "decision": {"rule": "abs_error", "threshold": 1.0}, "layers": layers}
     return description_from_dict(data), tensors
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+
+from shared.timestamps import iso_to_ms
 
 TP_WEIGHT = 1.0
 FP_WEIGHT = 0.11
@@ -103,10 +104,10 @@ def windows_to_rows(timestamps: Sequence[str], windows: Iterable[tuple[str, str]
     left = the first row at or after start, right = the last row at or before end, by
     position in the file (timestamps may repeat, so rows are never looked up by timestamp).
     """
-    times = [datetime.fromisoformat(t) for t in timestamps]
+    times = [iso_to_ms(t) for t in timestamps]
     rows = []
     for start, end in windows:
-        t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        t0, t1 = iso_to_ms(start), iso_to_ms(end)
         left = next((i for i, t in enumerate(times) if t >= t0), None)
         right = next((i for i in range(len(times) - 1, -1, -1) if times[i] <= t1), None)
         if left is None or right is None or left > right:

@@ -13,7 +13,7 @@ from .scoring import probationary_length
 
 
 def plot_evaluation(path: Path, series: Any, reports: Sequence[Any]) -> Path:
-    """Write the PNG to `path` (series: models.evaluate.Series; reports: ModelReport)."""
+    """Write the PNG to `path` (series: a NabSeries; reports: ModelReports)."""
     import matplotlib.pyplot as plt
 
     figure = evaluation_figure(series, reports)

@@ -18,16 +18,16 @@ RAW = np.array([5.0, 4.0, 3.0, 2.0, 1.0])   # newest first
 
 
 def test_none_is_identity_and_layout_follows_input_order():
-    x, to_degrees = scaling.model_input(description({"kind": "none"}), RAW, {})
+    x, to_degrees = scaling.model_input(description({"kind": "none"}), RAW)
     assert x.shape == (1, 5, 1) and x.dtype == np.float32
     assert x[0, :, 0].tolist() == RAW.tolist()
     assert to_degrees(7.25) == 7.25
-    x, _ = scaling.model_input(description({"kind": "none"}, "oldest_first"), RAW, {})
+    x, _ = scaling.model_input(description({"kind": "none"}, "oldest_first"), RAW)
     assert x[0, :, 0].tolist() == RAW[::-1].tolist()
 
 
 def test_window_standardize():
-    x, to_degrees = scaling.model_input(description(STD), RAW, {})
+    x, to_degrees = scaling.model_input(description(STD), RAW)
     values = x[0, :, 0].astype(np.float64)
     assert values.mean() == pytest.approx(0.0, abs=1e-6)
     assert values.std() == pytest.approx(1.0, abs=1e-6)
@@ -37,17 +37,17 @@ def test_window_standardize():
 
 
 def test_window_standardize_serves_any_range_and_noise():
-    a, _ = scaling.model_input(description(STD, "oldest_first"), RAW, {})
-    b, to_degrees = scaling.model_input(description(STD, "oldest_first"), 250.0 + 40.0 * RAW, {})
+    a, _ = scaling.model_input(description(STD, "oldest_first"), RAW)
+    b, to_degrees = scaling.model_input(description(STD, "oldest_first"), 250.0 + 40.0 * RAW)
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert to_degrees(0.5) == pytest.approx(250.0 + 40.0 * (3.0 + 0.5 * np.std(RAW)))
 
 
 def test_flat_window_uses_the_floor():
-    x, to_degrees = scaling.model_input(description(STD), np.full(5, 80.0), {})
+    x, to_degrees = scaling.model_input(description(STD), np.full(5, 80.0))
     assert np.all(x == 0.0)
     assert to_degrees(1.0) == pytest.approx(80.0 + 80.0 * 1e-3)
-    x, to_degrees = scaling.model_input(description(STD), np.zeros(5), {})
+    x, to_degrees = scaling.model_input(description(STD), np.zeros(5))
     assert np.all(np.isfinite(x)) and to_degrees(1.0) == pytest.approx(1e-3)
 
 
@@ -64,10 +64,10 @@ def test_batch_and_single_window_agree():
 
 def test_bad_input_is_refused():
     with pytest.raises(ValueError):
-        scaling.model_input(description(STD), RAW[:4], {})
+        scaling.model_input(description(STD), RAW[:4])
     with pytest.raises(ValueError):
-        scaling.model_input(description(STD), np.array([1.0, np.nan, 2.0, 3.0, 4.0]), {})
+        scaling.model_input(description(STD), np.array([1.0, np.nan, 2.0, 3.0, 4.0]))
     with pytest.raises(ValueError, match="unknown scaling"):
-        scaling.model_input(description({"kind": "minmax"}), RAW, {})
+        scaling.model_input(description({"kind": "minmax"}), RAW)
     with pytest.raises(ValueError, match="input_order"):
-        scaling.model_input(description(STD, "sideways"), RAW, {})
+        scaling.model_input(description(STD, "sideways"), RAW)

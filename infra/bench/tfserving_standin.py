@@ -16,7 +16,7 @@ Metadata (`.../metadata`) is not served.
     with running_tfserving(model_dir) as base_url: ...           # just the URL
     with TFServingStub(model_dir) as stub: stub.fault = "hang"   # URL + controls
 
-Benchmarks: python -m tests.support.tfserving_server --model-dir DIR --port P
+Benchmarks: python -m infra.bench.tfserving_standin --model-dir DIR --port P
 """
 
 import argparse

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from shared import store as store_module
-from shared.errors import Conflict, Unavailable
-from shared.params import HistoryQuery, Reading
+from shared.store import NotATimeSeries, StoreUnavailable, TimestampTaken
+from shared.readings import HistoryQuery, Reading
 from shared.store import ReadingStore
 
 
@@ -20,7 +20,7 @@ def store(redis_client):
 
 def test_a_reading_is_stored_with_its_labels_and_never_overwritten(store, redis_client):
     assert store.add("s1", Reading(21.5, 1_000)) == 1_000
-    with pytest.raises(Conflict, match="already has a reading at timestamp 1000"):
+    with pytest.raises(TimestampTaken, match="already has a reading at timestamp 1000"):
         store.add("s1", Reading(99.0, 1_000))
     assert redis_client.ts().range("s1", "-", "+") == [(1_000, 21.5)]
     info = redis_client.ts().info("s1")
@@ -94,12 +94,12 @@ def test_a_batch_is_stored_in_one_go_and_conflicts_are_reported(store, redis_cli
 
 def test_a_sensor_named_like_another_redis_key_is_a_conflict(store, redis_client):
     redis_client.set("plain", "x")
-    with pytest.raises(Conflict, match="not a time series"):
+    with pytest.raises(NotATimeSeries, match="not a time series"):
         store.add("plain", Reading(1.0, 1_000))
 
 
 def test_an_unreachable_redis_is_unavailable():
     dead = ReadingStore(redis.Redis(port=1, socket_connect_timeout=0.5))
-    with pytest.raises(Unavailable, match="Redis is unavailable"):
+    with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
         dead.add("s1", Reading(1.0, None))
     assert dead.ping() is False

@@ -11,8 +11,8 @@ from shared.serving.checkpoint import read_variables
 from shared.serving.description import description_from_dict, load_description
 from shared.serving.engine import EmbeddedModel
 from tests.conftest import reference_model_dir
-from tests.serving.bundle import VARIABLE_SUFFIX, write_bundle
-from tests.serving.keras_equations import keras_forward
+from tests.shared.serving.bundle import VARIABLE_SUFFIX, write_bundle
+from tests.shared.serving.keras_equations import keras_forward
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -128,7 +128,7 @@ def export(model: Any, version_dir: Path) -> Any:
     return description_from_dict({
         "format": 1, "window": 10, "input_order": "newest_first", "output": "output_0",
         "prediction_index": [0] * output_rank, "scaling": {"kind": "none"},
-        "decision": {"rule": "abs_error"},
+        "decision": {"rule": "abs_error", "threshold": 1.0},
         "layers": [layer_description(layer, keys) for layer in model.layers]})
 
 

@@ -1,16 +1,16 @@
-"""Loading the NAB series (models/nab.py): local copy, pinned checksum, download failures."""
+"""Loading the NAB series (models/evaluation/nab.py): local copy, pinned checksum, download failures."""
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models import nab
+from models.evaluation import nab
 
-REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("NAB_DATA_DIR") or REPO.parent / "shared" / "data" / "nab")
+from tests.conftest import NAB_DATA_DIR as DATA_DIR
 needs_data = pytest.mark.skipif(not (DATA_DIR / nab.CSV_NAME).exists(),
                                 reason=f"no NAB data at {DATA_DIR} (set NAB_DATA_DIR)")
 
@@ -119,3 +119,22 @@ def test_train_with_a_missing_data_dir_fails_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err == f"train: {missing}: no {nab.CSV_NAME} (set --data-dir to the folder holding it)\n"
+
+
+def test_the_windows_beside_a_csv_are_found_as_nab_lays_them_out(tmp_path):
+    """Beside the CSV (`<name>.windows.json`), or a corpus's `windows.json` one folder up, keyed
+    `<category>/<file>.csv`; the entry is the one named like the CSV."""
+    category = tmp_path / "realKnownCause"
+    category.mkdir()
+    csv_path = category / "x.csv"
+    csv_path.write_text(CSV)
+    assert nab.windows_beside(csv_path) is None
+    corpus = tmp_path / "windows.json"
+    corpus.write_text(json.dumps({"realKnownCause/y.csv": [],
+                                  "realKnownCause/x.csv": [["2020-01-01 00:05:00", "2020-01-01 00:05:00"]]}))
+    assert nab.windows_beside(csv_path) == corpus
+    series = nab.load_series(csv_path, corpus)
+    assert series.name == "realKnownCause/x.csv" and series.windows == [(1, 1)]
+    own = category / "x.windows.json"
+    own.write_text(json.dumps({"x.csv": []}))
+    assert nab.windows_beside(csv_path) == own

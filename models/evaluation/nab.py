@@ -1,4 +1,5 @@
-"""The NAB machine-temperature series in one place: load it (local copy or pinned download).
+"""NAB series in one place: a NAB-format CSV with its labelled windows, and the pinned
+machine-temperature series (local copy or pinned download).
 
 Numenta Anomaly Benchmark (numenta/NAB, MIT license, Copyright 2014-2024 Numenta Inc.),
 series realKnownCause/machine_temperature_system_failure.csv: 22,695 five-minute readings of
@@ -12,8 +13,12 @@ Where the data comes from, first match wins:
    the cache folder (`NAB_CACHE_DIR`, default `~/.cache/anomalias/nab`).
 The CSV's sha256 is checked against the pinned upstream file in both cases.
 
+Any other NAB-format CSV is read with the windows json NAB keeps beside its data (a key per
+file, `<category>/<file>.csv`, as in `labels/combined_windows.json` or the corpus's
+`windows.json`), the entry chosen by the CSV's file name.
+
 Rows are indexed by position, never by timestamp: one hour (2014-01-07 02:00-02:55)
-appears twice in the CSV.
+appears twice in the machine-temperature CSV.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from shared.timestamps import iso_to_ms
 
 from .scoring import check_windows, windows_to_rows
 
@@ -50,7 +58,8 @@ class NabDataError(RuntimeError):
 
 @dataclass(frozen=True)
 class NabSeries:
-    timestamps: list[str]
+    name: str                          # its key in the windows json, <category>/<file>.csv
+    timestamps: list[str]              # as in the file (may repeat)
     values: np.ndarray                 # float64, one per row, in file order
     windows: list[tuple[int, int]]     # labelled windows as inclusive row-index pairs
     window_timestamps: list[tuple[str, str]]
@@ -59,6 +68,20 @@ class NabSeries:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    @cached_property
+    def step_ms(self) -> int:
+        """The median spacing of the file's increasing timestamps."""
+        times = [iso_to_ms(t) for t in self.timestamps]
+        steps = [b - a for a, b in zip(times, times[1:]) if b > a]
+        if not steps:
+            raise NabDataError(f"{self.csv_path}: the timestamps never increase")
+        return int(statistics.median(steps))
+
+    def stream_timestamps(self) -> list[int]:
+        """Unique, increasing ms timestamps: the first row's time + row * step."""
+        first = iso_to_ms(self.timestamps[0])
+        return [first + row * self.step_ms for row in range(len(self.values))]
 
 
 def sha256_of(path: Path) -> str:
@@ -84,7 +107,7 @@ def load_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
                 if not row:
                     continue
                 try:
-                    datetime.fromisoformat(row[0])
+                    iso_to_ms(row[0])
                     value = float(row[1])
                 except (ValueError, IndexError) as exc:
                     raise NabDataError(f"{path}:{line}: not 'timestamp,value': {row!r}") from exc
@@ -97,26 +120,56 @@ def load_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     return timestamps, np.asarray(values, dtype=np.float64)
 
 
-def load_windows(path: str | Path, series: str = SERIES) -> list[tuple[str, str]]:
-    """The labelled windows of `series` in a NAB windows json (combined or single-series)."""
+def windows_beside(csv_path: str | Path) -> Path | None:
+    """The windows json NAB-style data keeps beside a CSV: `<name>.windows.json`, else
+    `windows.json` or `combined_windows.json` (a key per file); None when there is none."""
+    csv_path = Path(csv_path)
+    for name in (f"{csv_path.stem}.windows.json", "windows.json", "combined_windows.json"):
+        for folder in (csv_path.parent, csv_path.parent.parent):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _series_key(data: dict, path: Path, csv_path: Path, series: str | None) -> str:
+    """Which entry belongs to the CSV: `series`, else the entry whose file name is the CSV's,
+    else the only entry."""
+    if series is not None:
+        if series not in data:
+            raise NabDataError(f"{path}: no windows for {series!r}")
+        return series
+    named = [key for key in data if Path(key).name == csv_path.name]
+    if len(named) == 1:
+        return named[0]
+    if len(data) == 1:
+        return next(iter(data))
+    raise NabDataError(f"{path}: no entry named like {csv_path.name} among several series; "
+                       "name one with --series")
+
+
+def load_windows(path: str | Path, csv_path: str | Path,
+                 series: str | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """The series' key and its labelled windows in a NAB windows json (see `_series_key`)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NabDataError(f"{path}: cannot read it as JSON: {exc}") from exc
-    if not isinstance(data, dict) or series not in data:
-        raise NabDataError(f"{path}: no windows for {series!r}")
+    if not isinstance(data, dict) or not data:
+        raise NabDataError(f"{path}: expected an object of series -> windows")
+    series = _series_key(data, path, Path(csv_path), series)
     windows = data[series]
     if not isinstance(windows, list) or not all(
             isinstance(w, list) and len(w) == 2 and all(isinstance(t, str) for t in w)
             for w in windows):
         raise NabDataError(f"{path}: windows of {series!r} must be [start, end] timestamp pairs")
-    return [(start, end) for start, end in windows]
+    return series, [(start, end) for start, end in windows]
 
 
-def load_series(csv_path: str | Path, windows_path: str | Path, series: str = SERIES,
+def load_series(csv_path: str | Path, windows_path: str | Path, series: str | None = None,
                 expected_sha256: str | None = None) -> NabSeries:
-    """Load a NAB-format CSV and its windows; optionally check the CSV's sha256."""
+    """Load a NAB-format CSV and its windows (the entry `series`, else the one named like
+    the CSV); optionally check the CSV's sha256."""
     csv_path = Path(csv_path)
     digest = sha256_of(csv_path) if csv_path.exists() else ""
     if expected_sha256 is not None and digest != expected_sha256:
@@ -125,12 +178,12 @@ def load_series(csv_path: str | Path, windows_path: str | Path, series: str = SE
             f"{expected_sha256} ({UPSTREAM_REPO}@{UPSTREAM_COMMIT}); delete it and download again, "
             f"or point NAB_DATA_DIR at a good copy")
     timestamps, values = load_csv(csv_path)
-    window_ts = load_windows(windows_path, series)
+    series, window_ts = load_windows(windows_path, csv_path, series)
     try:  # checked here, so a bad window fails before any reading is streamed
         rows = check_windows(len(values), windows_to_rows(timestamps, window_ts))
     except ValueError as exc:
         raise NabDataError(f"{windows_path}: windows of {series!r}: {exc}") from exc
-    return NabSeries(timestamps, values, rows, window_ts, csv_path, digest)
+    return NabSeries(series, timestamps, values, rows, window_ts, csv_path, digest)
 
 
 def cache_dir() -> Path:

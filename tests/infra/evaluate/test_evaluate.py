@@ -1,4 +1,4 @@
-"""`python -m models.evaluate`: readings streamed through detectar, scored, plotted."""
+"""`python -m infra.evaluate`: readings streamed through detectar, scored, plotted."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models import evaluate
-from models.scoring import score
-
-REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "modelo"
+from infra.evaluate import __main__ as cli
+from infra.evaluate import detectar
+from models.evaluation import nab, report
+from models.evaluation.scoring import score
+from models.locations import DEFAULT_MODEL as MODEL
+from shared.config import REPO_ROOT as REPO
 pytestmark = pytest.mark.skipif(not any(MODEL.glob("*/saved_model.pb")),
                                 reason="no exported model in models/modelo/")
 
@@ -59,8 +61,8 @@ def test_evaluation_is_causal(redis_server):
     base = synthetic_values(rows, seed=3)
     other = base.copy()
     other[k + 1:] += np.linspace(5.0, 60.0, rows - k - 1)   # a different future
-    first = evaluate.run_in_process(MODEL, base, timestamps(rows), redis_server.port)
-    second = evaluate.run_in_process(MODEL, other, timestamps(rows), redis_server.port)
+    first = detectar.run_in_process(MODEL, base, timestamps(rows), redis_server.port)
+    second = detectar.run_in_process(MODEL, other, timestamps(rows), redis_server.port)
     for field in ("anomaly", "predicted", "error", "threshold"):
         assert getattr(first, field)[: k + 1] == getattr(second, field)[: k + 1], field
     assert first.predicted[k + 2:] != second.predicted[k + 2:]   # the future did change
@@ -68,8 +70,8 @@ def test_evaluation_is_causal(redis_server):
 
 
 def test_each_run_uses_a_fresh_sensor():
-    assert evaluate.new_sensor("ours") != evaluate.new_sensor("ours")
-    assert evaluate.new_sensor("a/b c").startswith("eval-a-b-c-")
+    assert detectar.new_sensor("ours") != detectar.new_sensor("ours")
+    assert detectar.new_sensor("a/b c").startswith("eval-a-b-c-")
 
 
 def test_unique_timestamps_from_row_positions(tmp_path):
@@ -78,7 +80,7 @@ def test_unique_timestamps_from_row_positions(tmp_path):
                         "2014-01-07 02:00:00,3\n2014-01-07 02:05:00,4\n")
     windows = tmp_path / "w.json"
     windows.write_text(json.dumps({"x/repeat.csv": [["2014-01-07 02:05:00", "2014-01-07 02:05:00"]]}))
-    series = evaluate.load_series(csv_path, windows)
+    series = cli.load_series(csv_path, windows, None)
     assert series.name == "x/repeat.csv" and series.step_ms == 300_000
     stamps = series.stream_timestamps()
     assert stamps == sorted(set(stamps)) and stamps[1] - stamps[0] == 300_000
@@ -88,16 +90,16 @@ def test_unique_timestamps_from_row_positions(tmp_path):
 def test_windows_json_with_several_series_needs_a_name(tmp_path):
     path = tmp_path / "w.json"
     path.write_text(json.dumps({"a/one.csv": [], "b/two.csv": []}))
-    assert evaluate.series_key(path, Path("two.csv"), None) == "b/two.csv"
-    assert evaluate.series_key(path, Path("x.csv"), "a/one.csv") == "a/one.csv"
-    with pytest.raises(evaluate.EvaluationError, match="--series"):
-        evaluate.series_key(path, Path("x.csv"), None)
+    assert nab.load_windows(path, Path("two.csv"))[0] == "b/two.csv"
+    assert nab.load_windows(path, Path("x.csv"), "a/one.csv")[0] == "a/one.csv"
+    with pytest.raises(nab.NabDataError, match="--series"):
+        nab.load_windows(path, Path("x.csv"))
 
 
 def test_cli_reports_one_obvious_window_and_writes_png_and_json(tmp_path, capsys):
     csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
     out = tmp_path / "out"
-    code = evaluate.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
+    code = cli.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
                           str(out), "--model", str(MODEL), "--no-compare-reference",
                           "--no-progress"])
     assert code == 0
@@ -124,10 +126,10 @@ def test_http_and_in_process_give_the_same_verdicts(stack, tmp_path):
     """--url streams through the running gateway; its verdicts equal the in-process ones."""
     values = synthetic_values(900, seed=11)
     stamps = timestamps(len(values))
-    with evaluate.over_http(stack.base) as detectar:
-        over_http = evaluate.stream(detectar, values, stamps, evaluate.new_sensor("http"),
+    with detectar.over_http(stack.base) as call:
+        over_http = detectar.stream(call, values, stamps, detectar.new_sensor("http"),
                                     progress=False)
-    in_process = evaluate.run_in_process(MODEL, values, stamps, stack_redis_port(stack))
+    in_process = detectar.run_in_process(MODEL, values, stamps, stack_redis_port(stack))
     assert over_http.anomaly == in_process.anomaly
     assert over_http.predicted == in_process.predicted      # JSON floats round-trip exactly
     assert over_http.error == in_process.error
@@ -138,12 +140,12 @@ def stack_redis_port(stack) -> int:
 
 
 def test_bad_inputs_fail_clearly(tmp_path, capsys):
-    code = evaluate.main(["--csv", str(tmp_path / "missing.csv"), "--windows",
+    code = cli.main(["--csv", str(tmp_path / "missing.csv"), "--windows",
                           str(tmp_path / "missing.json"), "--no-compare-reference",
                           "--out", str(tmp_path)])
     assert code == 2 and "evaluate:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        evaluate.parse_args(["--csv", "only.csv"])
+        cli.parse_args(["--csv", "only.csv"])
 
 
 def test_compare_reference_side_by_side(tmp_path, capsys):
@@ -151,7 +153,7 @@ def test_compare_reference_side_by_side(tmp_path, capsys):
 
     reference = reference_model_dir()
     csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
-    code = evaluate.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
+    code = cli.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
                           str(tmp_path), "--reference", str(reference), "--compare-reference",
                           "--no-progress", "--no-plot"])
     assert code == 0
@@ -173,11 +175,11 @@ def never_stream(*args, **kwargs):
 ])
 def test_bad_windows_fail_in_one_line_before_streaming(tmp_path, capsys, monkeypatch,
                                                        windows, problem):
-    monkeypatch.setattr(evaluate, "stream", never_stream)
+    monkeypatch.setattr(detectar, "stream", never_stream)
     csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
     windows_path.write_text(json.dumps({SERIES: windows}))
-    code = evaluate.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
-                          str(tmp_path), "--no-compare-reference", "--no-progress"])
+    code = cli.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
+                     str(tmp_path), "--no-compare-reference", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"evaluate: {windows_path}: ") and problem in err
     assert err.count("\n") == 1
@@ -186,11 +188,11 @@ def test_bad_windows_fail_in_one_line_before_streaming(tmp_path, capsys, monkeyp
 @pytest.mark.parametrize("option", [["--model"], ["--compare-reference", "--reference"]])
 def test_a_missing_model_fails_in_one_line_before_streaming(tmp_path, capsys, monkeypatch,
                                                             option):
-    monkeypatch.setattr(evaluate, "stream", never_stream)
+    monkeypatch.setattr(detectar, "stream", never_stream)
     csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
     missing = tmp_path / "no-model"
-    code = evaluate.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
-                          str(tmp_path), "--no-progress", *option, str(missing)])
+    code = cli.main(["--csv", str(csv_path), "--windows", str(windows_path), "--out",
+                     str(tmp_path), "--no-progress", *option, str(missing)])
     assert code == 2
     assert capsys.readouterr().err == f"evaluate: {option[-1]}: {missing}: no such model folder\n"
 
@@ -201,8 +203,8 @@ def test_a_series_inside_the_warm_up_is_flagged(tmp_path, capsys):
     short.write_text("".join(csv_path.read_text().splitlines(keepends=True)[:6]))  # 5 rows
     stamps = [line.split(",")[0] for line in short.read_text().splitlines()[3:5]]
     windows_path.write_text(json.dumps({SERIES: [stamps]}))
-    code = evaluate.main(["--csv", str(short), "--windows", str(windows_path), "--out",
-                          str(tmp_path), "--no-compare-reference", "--no-progress", "--no-plot"])
+    code = cli.main(["--csv", str(short), "--windows", str(windows_path), "--out",
+                     str(tmp_path), "--no-compare-reference", "--no-progress", "--no-plot"])
     assert code == 0   # a warning, not an error: the figures are still those of the run
     (warning,) = capsys.readouterr().err.splitlines()
     assert warning.startswith("evaluate: warning: ours") and "rows 0-749" in warning
@@ -211,33 +213,40 @@ def test_a_series_inside_the_warm_up_is_flagged(tmp_path, capsys):
 
 def test_labelled_windows_inside_the_warm_up_are_flagged():
     values = synthetic_values()
-    series = evaluate.Series(SERIES, values, [], [(100, 199), (749, 800), (1000, 1099)],
-                             "x.csv", "", 300_000)
-    warnings = evaluate.warm_up_warnings("ours", MODEL, series)
+    series = series_of(values, [(100, 199), (749, 800), (1000, 1099)])
+    warnings = report.warm_up_warnings("ours", MODEL, series)
     assert [w.split(": ")[-1] for w in warnings] == [
         "labelled window 1 (rows 100-199) starts inside it",
         "labelled window 2 (rows 749-800) starts inside it"]
 
 
-def quiet_report(series: evaluate.Series, rule: str | None) -> evaluate.ModelReport:
+def series_of(values, windows) -> nab.NabSeries:
+    """A series of five-minute readings with the given labelled rows."""
+    start = datetime(2014, 1, 1)
+    stamps = [(start + row * timedelta(minutes=5)).isoformat() for row in range(len(values))]
+    return nab.NabSeries(SERIES, stamps, np.asarray(values, dtype=float), windows, [],
+                         Path("x.csv"), "")
+
+
+def quiet_report(series: nab.NabSeries, rule: str | None) -> report.ModelReport:
     """The report of a run that flagged nothing."""
     rows = len(series)
-    result = evaluate.Stream([False] * rows, [None] * rows, [None] * rows, [None] * rows, None, 0.0)
-    return evaluate.report_of("ours", "a model", "via", rule, result, series, "s")
+    result = report.Stream([False] * rows, [None] * rows, [None] * rows, [None] * rows, None, 0.0)
+    return report.report_of("ours", "a model", "via", rule, result, series, "s")
 
 
 def test_the_gateway_s_rule_is_named_not_none():
-    series = evaluate.Series(SERIES, np.zeros(3), [], [], "x.csv", "", 300_000)
-    table = evaluate.format_table([quiet_report(series, None)], series)
+    series = series_of(np.zeros(3), [])
+    table = report.format_table([quiet_report(series, None)], series)
     (rule,) = [line for line in table.splitlines() if line.startswith("rule")]
     assert rule.split()[1:] == ["(the", "gateway's)"]
 
 
 def test_the_legend_hides_no_reading():
     import matplotlib.pyplot as plt
-    from models.plot import evaluation_figure
+    from models.evaluation.plot import evaluation_figure
 
-    series = evaluate.Series(SERIES, synthetic_values(), [], [WINDOW_ROWS], "x.csv", "", 300_000)
+    series = series_of(synthetic_values(), [WINDOW_ROWS])
     figure = evaluation_figure(series, [quiet_report(series, "record_level")] * 2)
     try:
         figure.canvas.draw()   # lays the figure out
@@ -275,7 +284,7 @@ def test_a_stopped_evaluation_stops_its_redis(tmp_path, signum):
     stderr = tmp_path / "stderr"   # a file: an orphaned redis-server would hold a pipe open
     with stderr.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "models.evaluate", "--csv", str(csv_path), "--windows",
+            [sys.executable, "-m", "infra.evaluate", "--csv", str(csv_path), "--windows",
              str(windows_path), "--model", str(MODEL), "--no-compare-reference", "--no-plot",
              "--no-progress", "--out", str(tmp_path / "out")],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,

@@ -1,10 +1,10 @@
-"""The NAB scorer against hand-computed cases (models/scoring.py)."""
+"""The NAB scorer against hand-computed cases (models/evaluation/scoring.py)."""
 
 import math
 
 import pytest
 
-from models.scoring import probationary_length, score, sigmoid, windows_to_rows
+from models.evaluation.scoring import probationary_length, score, sigmoid, windows_to_rows
 
 N = 10_000                 # probationary rows: min(floor(1500), 750) = 750
 WINDOW = (1000, 1099)      # width 100

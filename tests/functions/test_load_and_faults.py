@@ -14,16 +14,15 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
+from infra.bench import tfserving_standin
 from infra.local.redis_server import RedisServer
-from tests.support import tfserving_server
+from models.locations import DEFAULT_MODEL
 from tests.support.stack import LocalStack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PAST = 1_600_000_000_000  # 2020: explicit timestamps far from the server clock's
 WINDOW = 10
 
@@ -269,7 +268,7 @@ def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path
 
 @pytest.fixture
 def tfserving():
-    with tfserving_server.TFServingStub(REPO_ROOT / "models" / "modelo", hang_s=5.0) as stub:
+    with tfserving_standin.TFServingStub(DEFAULT_MODEL, hang_s=5.0) as stub:
         yield stub
 
 

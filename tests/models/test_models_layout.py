@@ -43,7 +43,8 @@ def test_a_version_folder_holds_a_saved_model():
 
 def test_functions_find_the_model_description_where_it_is_copied():
     stack = load_yaml(STACK_YML)
-    assert "models" in stack["configuration"]["copy"]
+    assert "models/modelo" in stack["configuration"]["copy"]
     for fn in stack["functions"].values():
-        # faas-cli copies models/ to build/<fn>/function/models -> /home/app/function/models
+        # faas-cli copies models/modelo to build/<fn>/function/models/modelo (it keeps the
+        # path) -> /home/app/function/models/modelo
         assert fn["environment"]["MODEL_PATH"] == "/home/app/function/models/modelo"

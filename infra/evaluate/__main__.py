@@ -1,0 +1,183 @@
+"""Stream a NAB series through `detectar` and score it: `python -m infra.evaluate`.
+
+Every reading goes, one by one and in file order, through the very code the `detectar`
+function runs, so the figures are those of the deployed system and nothing else:
+
+- by default in process: `shared.endpoint.serve(event, context, DETECTAR, services)`, the
+  one call `functions/detectar/handler.py` makes, with the event the local gateway builds
+  (infra/local/gateway.py), against a real Redis Stack server started here
+  (infra/local/redis_server.py, free port, temporary folder), with `Services` of its own
+  configured like the function's environment (REDIS_HOST/PORT, MODEL_PATH,
+  MODEL_ENGINE=embedded, WINDOW_SIZE = the model's window);
+- with `--url http://127.0.0.1:8080`: over HTTP through a running gateway (`make up`), i.e.
+  whatever model that deployment serves.
+
+Each run writes to a fresh sensor id, so the model starts with no history and no detector
+state. The CSV repeats one hour (2014-01-07 02:00-02:55) and Redis never overwrites a
+timestamp, so readings are stored at explicit derived timestamps: row i at
+first timestamp + i * step, step = the median spacing of the file's timestamps (5 minutes
+for NAB). Rows are identified by position throughout.
+
+Reported per model: windows detected, false positives, the first detection in each window,
+the NAB standard-profile raw score (models/evaluation/scoring.py); a PNG plot and a JSON of
+the figures go to --out (default `evaluation/`). `--compare-reference` (on by default when the
+replaced system's SavedModel is found, models/locations.py) evaluates that model too, with its
+built-in description (newest-first raw window, |reading - output[0,0,0]| > 9.2333), always in
+process, and prints both side by side.
+
+    python -m infra.evaluate                       # our model + the replaced one, NAB data
+    python -m infra.evaluate --model path/to/modelo/1 --no-compare-reference
+    python -m infra.evaluate --csv my.csv --windows my_windows.json
+    python -m infra.evaluate --url http://127.0.0.1:8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from models.evaluation import EvaluationError, nab
+from models.evaluation.report import (ModelReport, format_table, model_description, report_of,
+                                      warm_up_warnings, write_json)
+from models.evaluation.variants import format_variants, rule_variants
+from models.locations import DEFAULT_MODEL, reference_model_dir
+from shared.config import REPO_ROOT
+
+from .detectar import local_redis, new_sensor, over_http, run_in_process, stream
+
+DEFAULT_OUT = REPO_ROOT / "evaluation"
+
+
+def load_series(csv_path: Path | None, windows_path: Path | None,
+                series: str | None) -> nab.NabSeries:
+    """The NAB machine-temperature series (NAB_DATA_DIR or the pinned download), or any
+    NAB-format CSV with its windows json."""
+    if csv_path is None:
+        data = nab.load_machine_temperature()
+    else:
+        data = nab.load_series(csv_path, windows_path, series)
+    if len(data) < 2:
+        raise EvaluationError(f"{data.csv_path}: too few rows to evaluate")
+    return data
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra.evaluate",
+                                     description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                        help="a SavedModel folder (a version folder, or a base folder with "
+                             "numeric versions; model.json optional) (default models/modelo)")
+    parser.add_argument("--csv", type=Path, help="a NAB-format CSV (timestamp,value) "
+                        "(default: the machine-temperature series, NAB_DATA_DIR or download)")
+    parser.add_argument("--windows", type=Path, help="its NAB windows json")
+    parser.add_argument("--series", help="the series' key in the windows json (default: the "
+                        "entry named like the CSV, or the only one)")
+    parser.add_argument("--url", help="stream through a running gateway, e.g. "
+                        "http://127.0.0.1:8080 (its model, not --model)")
+    parser.add_argument("--token", default=os.environ.get("API_TOKEN"),
+                        help="API token for --url when writes need one (default $API_TOKEN)")
+    reference = reference_model_dir()
+    parser.add_argument("--compare-reference", action=argparse.BooleanOptionalAction,
+                        default=reference is not None,
+                        help="also evaluate the replaced system's model (default: on when it "
+                             f"is found; now {'found at ' + str(reference) if reference else 'not found'})")
+    parser.add_argument("--reference", type=Path, default=reference,
+                        help="the replaced system's model folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="folder for evaluation.png and evaluation.json (default evaluation/)")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if (args.csv is None) != (args.windows is None):
+        parser.error("--csv and --windows go together")
+    if args.compare_reference and args.reference is None:
+        parser.error("--compare-reference: the replaced model was not found; name it with "
+                     "--reference or REFERENCE_MODEL_DIR")
+    return args
+
+
+def evaluate(args: argparse.Namespace) -> list[ModelReport]:
+    series = load_series(args.csv, args.windows, args.series)
+    in_process_models = [("ours", "--model", args.model)] if args.url is None else []
+    if args.compare_reference:
+        in_process_models.append(("replaced", "--reference", args.reference))
+    for label, option, path in in_process_models:  # a bad model fails before any reading
+        try:
+            warnings = warm_up_warnings(label, path, series)
+        except EvaluationError as exc:
+            raise EvaluationError(f"{option}: {exc}") from exc
+        for warning in warnings:
+            print(f"evaluate: warning: {warning}", file=sys.stderr)
+    timestamps = series.stream_timestamps()
+    progress = not args.no_progress
+    reports = []
+    variants: list[dict[str, Any]] = []
+
+    def in_process_report(label: str, path: Path, port: int) -> ModelReport:
+        sensor = new_sensor(label)
+        result = run_in_process(path, series.values, timestamps, port, sensor, progress, label)
+        if label == "ours":
+            variants.extend(rule_variants(path, series.values, result, series))
+        return report_of(label, str(path), "in process: detectar's endpoint",
+                         model_description(path).decision.get("rule"), result, series, sensor)
+
+    needs_redis = args.url is None or args.compare_reference
+    with (local_redis() if needs_redis else nullcontext()) as port:
+        if args.url is None:
+            reports.append(in_process_report("ours", args.model, port))
+        else:
+            sensor = new_sensor("ours")
+            with over_http(args.url, args.token) as detectar:
+                result = stream(detectar, series.values, timestamps, sensor, progress,
+                                "detectar (HTTP)")
+            reports.append(report_of("ours", "the gateway's model", f"HTTP: {args.url}",
+                                     None, result, series, sensor))
+        if args.compare_reference:
+            reports.append(in_process_report("replaced", args.reference, port))
+
+    print(format_table(reports, series))
+    if variants:
+        print(format_variants(variants))
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = [write_json(args.out / "evaluation.json", series, reports, variants)]
+    if not args.no_plot:
+        from models.evaluation.plot import plot_evaluation
+
+        written.append(plot_evaluation(args.out / "evaluation.png", series, reports))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return reports
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    # SIGTERM unwinds like Ctrl-C, so the local Redis is stopped and its folder removed
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        evaluate(args)
+    except (EvaluationError, nab.NabDataError) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evaluate: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""detectar as a function of (sensor, timestamp, value) -> its JSON answer, run the way the
+deployed function runs: in this process through the very code `functions/detectar` calls,
+or over HTTP through a running gateway; and a series streamed through it, row by row."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from werkzeug.test import EnvironBuilder
+
+from models.evaluation import EvaluationError
+from models.evaluation.report import Stream, model_description
+from shared.actions import DETECTAR
+from shared.endpoint import serve
+from shared.services import Services
+
+from ..local.gateway import Context, Event
+from ..local.redis_server import RedisServer
+
+# A reading the detector answers: the fields of detectar's JSON document we keep.
+Answer = Mapping[str, Any]
+Detectar = Callable[[str, int, float], Answer]
+
+
+def detectar_env(redis_port: int, model_path: Path) -> dict[str, str]:
+    """The settings detectar runs with here: our Redis, the model, the embedded engine."""
+    return {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port),
+            "MODEL_PATH": str(model_path), "MODEL_ENGINE": "embedded",
+            "WINDOW_SIZE": str(model_description(model_path).window),
+            "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": ""}
+
+
+def _answer(status: int, body: str, sensor: str, timestamp: int) -> Answer:
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        document = {"error": body[:300]}
+    if status != 200:
+        raise EvaluationError(f"detectar answered {status} for sensor {sensor!r} at "
+                              f"{timestamp}: {document.get('error', document)}")
+    return document
+
+
+@contextmanager
+def in_process(model_path: Path, redis_port: int) -> Iterator[Detectar]:
+    """detectar's endpoint in this process, over the Redis at `redis_port`, given the event
+    the local gateway builds for a JSON POST."""
+    services = Services(detectar_env(redis_port, model_path))
+    services.detector  # load the model now: a broken one fails before any reading
+    context = Context()
+
+    def call(sensor: str, timestamp: int, value: float) -> Answer:
+        body = json.dumps({"sensor": sensor, "dato": value, "timestamp": timestamp})
+        request = EnvironBuilder(method="POST", query_string="format=json", data=body,
+                                 content_type="application/json").get_request()
+        returned = serve(Event(request, "/"), context, DETECTAR, services)
+        return _answer(returned["statusCode"], returned["body"], sensor, timestamp)
+
+    try:
+        yield call
+    finally:
+        services.store.client.close()
+
+
+@contextmanager
+def over_http(url: str, token: str | None = None, timeout: float = 10.0) -> Iterator[Detectar]:
+    """detectar behind a running gateway (`make up`) at `url`."""
+    import requests
+
+    endpoint = url.rstrip("/") + "/function/detectar"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with requests.Session() as http:
+        def call(sensor: str, timestamp: int, value: float) -> Answer:
+            try:
+                reply = http.post(endpoint, params={"format": "json"}, headers=headers,
+                                  json={"sensor": sensor, "dato": value, "timestamp": timestamp},
+                                  timeout=timeout)
+            except requests.RequestException as exc:
+                raise EvaluationError(f"cannot reach detectar at {endpoint}: {exc}") from exc
+            return _answer(reply.status_code, reply.text, sensor, timestamp)
+
+        yield call
+
+
+@contextmanager
+def local_redis() -> Iterator[int]:
+    """A Redis Stack server of our own on a free port in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="evaluate-redis-") as folder:
+        server = RedisServer(Path(folder), fsync="no")  # durability is not the point
+        try:  # also stops a server interrupted while it starts
+            yield server.start().port
+        finally:
+            server.stop()
+
+
+def new_sensor(tag: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._:-" else "-" for c in tag)[:40]
+    return f"eval-{safe}-{uuid.uuid4().hex[:12]}"
+
+
+def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int],
+           sensor: str, progress: bool = True, label: str = "detectar") -> Stream:
+    """Send every reading, in order, and keep the verdicts."""
+    if len(values) != len(timestamps):
+        raise EvaluationError("values and timestamps differ in length")
+    rows = range(len(values))
+    if progress:
+        from tqdm import tqdm
+
+        rows = tqdm(rows, desc=label, unit="reading", mininterval=0.5, leave=False,
+                    file=sys.stderr)
+    result = Stream([], [], [], [], None, 0.0)
+    started = time.perf_counter()
+    for row in rows:
+        answer = detectar(sensor, int(timestamps[row]), float(values[row]))
+        result.anomaly.append(answer.get("anomaly"))
+        result.predicted.append(answer.get("predicted"))
+        result.error.append(answer.get("error"))
+        result.threshold.append(answer.get("threshold"))
+        result.engine = answer.get("engine") or result.engine
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_in_process(model_path: Path, values: Sequence[float], timestamps: Sequence[int],
+                   redis_port: int | None = None, sensor: str | None = None,
+                   progress: bool = False, label: str | None = None) -> Stream:
+    """Stream `values` through detectar's endpoint with `model_path` (starts a Redis unless
+    `redis_port` is given). Used by the CLI and the tests alike."""
+    sensor = sensor or new_sensor(Path(model_path).name)
+    if redis_port is None:
+        with local_redis() as port:
+            return run_in_process(model_path, values, timestamps, port, sensor, progress, label)
+    with in_process(Path(model_path), redis_port) as detectar:
+        return stream(detectar, values, timestamps, sensor, progress,
+                      label or Path(model_path).name)

@@ -1,0 +1,18 @@
+"""ISO-8601 text -> milliseconds since the epoch, exactly: the one time parser."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def iso_to_ms(text: str) -> int:
+    """Milliseconds since the epoch of an ISO-8601 time (UTC when it names no offset).
+
+    ValueError when the text is no ISO-8601 time."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    # Integer arithmetic: moment.timestamp() * 1000 is a float, 1 ms early for some times.
+    return (moment - EPOCH) // timedelta(milliseconds=1)
