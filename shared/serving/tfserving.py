@@ -7,7 +7,6 @@ LOADING, so readiness means a version in state AVAILABLE.
 """
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,23 +16,6 @@ from requests.adapters import HTTPAdapter
 from . import ServingError, ServingUnavailable
 
 _JSON = {"Content-Type": "application/json"}
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    version: str
-    state: str  # UNKNOWN, START, LOADING, AVAILABLE, UNLOADING or END
-    error_code: str
-    error_message: str
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    versions: tuple[VersionStatus, ...]
-
-    @property
-    def ready(self) -> bool:
-        return any(version.state == "AVAILABLE" for version in self.versions)
 
 
 class TFServingClient:
@@ -50,9 +32,9 @@ class TFServingClient:
             raise ValueError(f"version must be a number, got {version!r}")
         # A pinned version: the server answers 404 rather than judge with another version's
         # weights while the caller applies this version's scaling and decision rule.
-        self.model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}" + (
+        model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}" + (
             f"/versions/{version}" if version is not None else "")
-        self.predict_url = f"{self.model_url}:predict"
+        self.predict_url = f"{model_url}:predict"
         self.timeout = (timeout_s, timeout_s)  # (connect, read)
         self.session = session or _pooled_session(pool_size)
 
@@ -74,18 +56,6 @@ class TFServingClient:
         if output.ndim == 0 or len(output) != len(x):
             raise ServingError(f"TF Serving answered {output.shape} predictions for {len(x)} instances")
         return output
-
-    def status(self) -> ModelStatus:
-        """The model's versions as TF Serving reports them (`GET /v1/models/NAME`, or
-        `.../versions/N` for a pinned version: only that one)."""
-        payload = self._call("GET", self.model_url)
-        try:
-            return ModelStatus(tuple(
-                VersionStatus(str(entry["version"]), str(entry["state"]),
-                              str(entry["status"]["error_code"]), str(entry["status"]["error_message"]))
-                for entry in payload["model_version_status"]))
-        except (KeyError, TypeError) as exc:
-            raise ServingError(f"TF Serving answered a malformed model status: {str(payload)[:200]}") from exc
 
     def close(self) -> None:
         self.session.close()

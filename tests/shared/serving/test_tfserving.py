@@ -101,13 +101,13 @@ def test_the_functions_ask_tf_serving_for_the_version_whose_description_they_app
     if version == "3":
         np.testing.assert_array_equal(predictor.predict(x).astype(np.float32),
                                       engine.predict(x).astype(np.float32))
-        assert predictor.status().ready
+        assert model_status(stub.base_url, "/v1/models/modelo/versions/3")[0] == 200
     else:
         with pytest.raises(ServingError, match=r"Specific\(modelo, 2\)") as raised:
             predictor.predict(x)
         assert raised.value.status == 404
-        with pytest.raises(ServingError, match="Could not find version 2"):
-            predictor.status()
+        code, body = model_status(stub.base_url, "/v1/models/modelo/versions/2")
+        assert code == 404 and "Could not find version 2" in body["error"]
 
 
 def test_a_version_must_be_a_number():
@@ -122,13 +122,21 @@ def test_requests_reuse_one_keep_alive_connection(client, stub):
     assert len(stub.client_ports) == 1
 
 
-def test_status_is_ready_only_when_a_version_is_available(client, stub):
-    status = client.status()
-    assert status.ready
-    assert [(v.version, v.state, v.error_code) for v in status.versions] == [("3", "AVAILABLE", "OK")]
+def model_status(base_url: str, path: str = "/v1/models/modelo") -> tuple[int, dict]:
+    """The stand-in's answer to TF Serving's model status call (what the healthcheck reads)."""
+    answer = requests.get(base_url + path, timeout=TIMEOUT_S)
+    return answer.status_code, answer.json()
+
+
+def states(body: dict) -> list[tuple[str, str, str]]:
+    return [(v["version"], v["state"], v["status"]["error_code"]) for v in body["model_version_status"]]
+
+
+def test_status_says_available_only_when_a_version_is(stub):
+    code, body = model_status(stub.base_url)
+    assert code == 200 and states(body) == [("3", "AVAILABLE", "OK")]
     stub.state = "LOADING"
-    status = client.status()
-    assert not status.ready and status.versions[0].state == "LOADING"
+    assert states(model_status(stub.base_url)[1])[0][1] == "LOADING"
 
 
 def test_unknown_model_is_a_serving_error_with_the_servers_message(stub):
@@ -136,8 +144,8 @@ def test_unknown_model_is_a_serving_error_with_the_servers_message(stub):
     with pytest.raises(ServingError, match=r"Servable not found for request: Latest\(nope\)") as raised:
         client.predict(windows(1))
     assert raised.value.status == 404
-    with pytest.raises(ServingError, match="Could not find any versions of model nope"):
-        client.status()
+    code, body = model_status(stub.base_url, "/v1/models/nope")
+    assert code == 404 and "Could not find any versions of model nope" in body["error"]
 
 
 def test_a_rejected_shape_is_a_serving_error_with_the_servers_message(client):
@@ -177,16 +185,12 @@ def test_a_hanging_server_times_out_as_unavailable(client, stub):
     with pytest.raises(ServingUnavailable, match="did not answer"):
         client.predict(windows(1))
     assert time.monotonic() - started < TIMEOUT_S + 1.0
-    with pytest.raises(ServingUnavailable):
-        client.status()
 
 
 def test_connection_refused_is_unavailable():
     client = TFServingClient(f"http://127.0.0.1:{refused_port()}", "modelo", timeout_s=TIMEOUT_S)
     with pytest.raises(ServingUnavailable):
         client.predict(windows(1))
-    with pytest.raises(ServingUnavailable):
-        client.status()
 
 
 def test_the_client_recovers_after_a_fault(client, stub, engine):
@@ -297,7 +301,7 @@ def test_floats_are_written_as_tf_serving_writes_them(stub):
 
 def test_running_tfserving_yields_a_working_base_url(model_dir):
     with running_tfserving(model_dir) as base_url:
-        assert TFServingClient(base_url, "modelo", TIMEOUT_S).status().ready
+        assert states(model_status(base_url)[1]) == [("3", "AVAILABLE", "OK")]
 
 
 def test_runs_as_a_module_for_benchmarks(model_dir):
@@ -308,6 +312,6 @@ def test_runs_as_a_module_for_benchmarks(model_dir):
             line = process.stdout.readline()
             base_url = line.rsplit(" ", 1)[-1].strip()
             assert base_url.startswith("http://127.0.0.1:"), line
-            assert TFServingClient(base_url, "modelo", 2.0).status().ready
+            assert states(model_status(base_url)[1]) == [("3", "AVAILABLE", "OK")]
         finally:
             process.terminate()  # Popen's exit closes the pipe and waits
