@@ -66,13 +66,14 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     stored = services.store.add_and_window(sensor, reading, detector.window_size)
     base = {"sensor": sensor, "timestamp": stored.timestamp, "value": reading.value}
     try:
-        verdict = detector.judge(reading.value, stored.window, stored.state)
+        verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)
         if verdict.anomaly is not None:
             services.store.record_verdict(sensor, stored.timestamp, reading.value,
                                           verdict.anomaly, stored.state, verdict.state)
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc
-    document = {**base, "anomaly": verdict.anomaly, "predicted": verdict.predicted,
+    document = {**base, "anomaly": verdict.anomaly, "alert": verdict.alert,
+                "predicted": verdict.predicted,
                 "error": verdict.error, "threshold": verdict.threshold,
                 "window": stored.window, "engine": verdict.engine}
     for key in ("message", "note"):  # why it was not judged, or why it was not flagged

@@ -27,6 +27,7 @@ class ModelUnavailable(Exception):
 @dataclass(frozen=True)
 class Verdict:
     anomaly: bool | None  # None: not judged (see message)
+    alert: bool | None = None  # it starts a new event (None: not judged)
     predicted: float | None = None
     error: float | None = None
     threshold: float | None = None
@@ -58,8 +59,9 @@ class Detector:
                 raise ModelUnavailable(f"model server unavailable: {exc}") from exc
             return self.fallback.predict(instances), f"{self.fallback.name} (fallback)"
 
-    def judge(self, value: float, window: list[float], state: dict[str, float]) -> Verdict:
-        """Judge `value` against the readings before it (newest first)."""
+    def judge(self, value: float, timestamp: int, window: list[float],
+              state: dict[str, float]) -> Verdict:
+        """Judge `value`, read at `timestamp`, against the readings before it (newest first)."""
         if len(window) < self.window_size:
             return Verdict(None, state=state, message=(
                 f"not judged: the sensor needs {self.window_size} previous readings "
@@ -71,6 +73,7 @@ class Detector:
         if not math.isfinite(predicted):
             return Verdict(None, engine=engine, state=state,
                            message="not judged: the model's prediction is not a finite number")
-        decision = self.rule.judge(value, predicted, state)
-        return Verdict(decision.anomaly, predicted, decision.error, decision.threshold, engine,
-                       state=decision.state, note=decision.note)
+        observed = rules.Observed(value, predicted, timestamp, tuple(window[: self.window_size]))
+        decision = self.rule.judge(observed, state)
+        return Verdict(decision.anomaly, decision.alert, predicted, decision.error,
+                       decision.threshold, engine, state=decision.state, note=decision.note)

@@ -1,4 +1,7 @@
-"""Decision rules: (reading, the model's prediction of it, per-sensor state) -> verdict.
+"""Decision rules: (a reading as observed, per-sensor state) -> verdict.
+
+What a rule sees of a reading (`Observed`): its value and timestamp, the learned model's
+prediction of it and the readings just before it.
 
 A rule is built once from the model description's `decision` object (docs/architecture.md),
 which is where its parameters are checked: a description whose rule cannot work does not
@@ -49,19 +52,28 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Decision:
-    anomaly: bool
+    anomaly: bool          # this reading is anomalous
+    alert: bool            # it starts a new event: what an operator is paged for
     error: float
     threshold: float
     state: dict[str, float] = field(default_factory=dict)
     note: str | None = None  # why a reading was not flagged when an operator may expect it
 
 
+@dataclass(frozen=True)
+class Observed:
+    value: float
+    predicted: float               # the model's prediction of `value` from `window`
+    timestamp: int                 # ms since the epoch
+    window: tuple[float, ...] = () # the readings before it, newest first
+
+
 class Rule(Protocol):
     name: str
     threshold: float
 
-    def judge(self, value: float, predicted: float, state: Mapping[str, float]) -> Decision:
-        """The verdict on `value`, given the model's prediction of it and the sensor's state."""
+    def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
+        """The verdict on one reading, given the sensor's state."""
 
 
 def build(decision: Mapping[str, Any], threshold_override: float | None = None) -> Rule:
@@ -128,9 +140,10 @@ class AbsError:
     def __init__(self, decision: Mapping[str, Any], threshold_override: float | None):
         self.threshold = _threshold(decision, threshold_override)
 
-    def judge(self, value: float, predicted: float, state: Mapping[str, float]) -> Decision:
-        error = abs(value - predicted)
-        return Decision(error > self.threshold, error, self.threshold, dict(state))
+    def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
+        error = abs(observed.value - observed.predicted)
+        anomaly = error > self.threshold  # stateless: every anomalous reading is an event
+        return Decision(anomaly, anomaly, error, self.threshold, dict(state))
 
 
 RECORD_SIDES = ("both", "low", "high")
@@ -167,7 +180,8 @@ class RecordLevel:
             return min(below, below_p), min(above, above_p)
         return max(below, below_p), max(above, above_p)  # "either"
 
-    def judge(self, value: float, predicted: float, state: Mapping[str, float]) -> Decision:
+    def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
+        value, predicted = observed.value, observed.predicted
         count = _float(state, "count", 0.0)
         level = _float(state, "level_mean", 0.0)
         block_n = _float(state, "block_n", 0.0)
@@ -218,8 +232,9 @@ class RecordLevel:
                      **{f"hi_{k}": x for k, x in enumerate(his)},
                      "armed_low": 1.0 if armed_low else 0.0,
                      "armed_high": 1.0 if armed_high else 0.0, "holdoff": holdoff}
-        return Decision(anomaly, error if math.isfinite(error) else 0.0, self.threshold,
-                        new_state, note)
+        # one alarm per excursion already: each anomalous reading starts an event
+        return Decision(anomaly, anomaly, error if math.isfinite(error) else 0.0,
+                        self.threshold, new_state, note)
 
     def _why_quiet(self, count: float, holdoff: float, beyond: bool) -> str | None:
         """The warm-up and the hold-off, in words (None when neither applies)."""

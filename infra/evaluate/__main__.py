@@ -13,10 +13,10 @@ function runs, so the figures are those of the deployed system and nothing else:
   whatever model that deployment serves.
 
 Each run writes to a fresh sensor id, so the model starts with no history and no detector
-state. The CSV repeats one hour (2014-01-07 02:00-02:55) and Redis never overwrites a
-timestamp, so readings are stored at explicit derived timestamps: row i at
-first timestamp + i * step, step = the median spacing of the file's timestamps (5 minutes
-for NAB). Rows are identified by position throughout.
+state. Readings are stored at the file's own timestamps; a sensor never holds two readings at
+one timestamp and detectar judges readings in order, so a repeated or earlier timestamp (the
+machine-temperature CSV repeats 2014-01-07 02:00-02:55) is moved 1 ms past the one before.
+Rows are identified by position throughout.
 
 Reported per model: windows detected, false positives, the first detection in each window,
 the NAB standard-profile raw score (models/evaluation/scoring.py); a PNG plot and a JSON of
@@ -29,6 +29,14 @@ process, and prints both side by side.
     python -m infra.evaluate --model path/to/modelo/1 --no-compare-reference
     python -m infra.evaluate --csv my.csv --windows my_windows.json
     python -m infra.evaluate --url http://127.0.0.1:8080
+    python -m infra.evaluate --corpus               # every file of NAB_DATA_DIR/corpus
+
+`--corpus [DIR]` streams every file of a NAB corpus (`<category>/<file>.csv` with
+`windows.json`; default NAB_DATA_DIR/corpus) through detectar in process, `--jobs` files at
+once, each under a fresh sensor at the file's own timestamps, and prints per file and in
+total the windows found, false alarms and NAB raw score, and the normalised score, beside the
+published detectors' (`published_scores.json`); `--plot-files` adds a PNG per file. A
+detection is an alert: the reading that starts an event, what an operator is paged for.
 """
 
 from __future__ import annotations
@@ -43,13 +51,14 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from models.evaluation import EvaluationError, nab
+from models.evaluation import EvaluationError, corpus, nab
 from models.evaluation.report import (ModelReport, format_table, model_description, report_of,
                                       warm_up_warnings, write_json)
 from models.evaluation.variants import format_variants, rule_variants
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
+from .corpus import evaluate_corpus
 from .detectar import local_redis, new_sensor, over_http, run_in_process, stream
 
 DEFAULT_OUT = REPO_ROOT / "evaluation"
@@ -80,6 +89,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--windows", type=Path, help="its NAB windows json")
     parser.add_argument("--series", help="the series' key in the windows json (default: the "
                         "entry named like the CSV, or the only one)")
+    parser.add_argument("--corpus", type=Path, nargs="?", const=default_corpus(),
+                        help="evaluate every file of a NAB corpus folder instead "
+                             f"(default {default_corpus()})")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="with --corpus: files streamed at once (default 2)")
+    parser.add_argument("--plot-files", action="store_true",
+                        help="with --corpus: a PNG per file under --out/corpus/")
     parser.add_argument("--url", help="stream through a running gateway, e.g. "
                         "http://127.0.0.1:8080 (its model, not --model)")
     parser.add_argument("--token", default=os.environ.get("API_TOKEN"),
@@ -96,12 +112,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.corpus is not None and (args.csv or args.url):
+        parser.error("--corpus streams its own files in process: not with --csv or --url")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    if args.corpus is not None:
+        args.compare_reference = False  # the corpus run scores --model only
     if (args.csv is None) != (args.windows is None):
         parser.error("--csv and --windows go together")
     if args.compare_reference and args.reference is None:
         parser.error("--compare-reference: the replaced model was not found; name it with "
                      "--reference or REFERENCE_MODEL_DIR")
     return args
+
+
+def default_corpus() -> Path:
+    return Path(os.environ.get("NAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data" / "nab") / "corpus"
+
+
+def evaluate_whole_corpus(args: argparse.Namespace) -> list[corpus.FileScore]:
+    model_description(args.model)  # a bad model fails before any reading
+    detectors = corpus.published(args.corpus)
+    with local_redis() as port:
+        results = evaluate_corpus(args.corpus, args.model, port, args.jobs, not args.no_progress)
+    scores = [score for _, score in results]
+    print(corpus.format_table(scores, detectors))
+    print(corpus.format_categories(scores))
+    written = [corpus.write_json(args.out / "corpus.json", scores, detectors)]
+    if args.plot_files:
+        from models.evaluation.plot import plot_evaluation
+
+        for series, score in results:
+            written.append(plot_evaluation(args.out / "corpus" / score.key.replace(".csv", ".png"),
+                                           series, [score.report]))
+    print(f"wrote {written[0]}" + (f" and {len(written) - 1} PNGs" if len(written) > 1 else ""))
+    return scores
 
 
 def evaluate(args: argparse.Namespace) -> list[ModelReport]:
@@ -166,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the local Redis is stopped and its folder removed
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        evaluate(args)
+        evaluate_whole_corpus(args) if args.corpus is not None else evaluate(args)
     except (EvaluationError, nab.NabDataError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2

@@ -117,11 +117,12 @@ def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int
 
         rows = tqdm(rows, desc=label, unit="reading", mininterval=0.5, leave=False,
                     file=sys.stderr)
-    result = Stream([], [], [], [], None, 0.0)
+    result = Stream([], [], [], [], [], None, 0.0)
     started = time.perf_counter()
     for row in rows:
         answer = detectar(sensor, int(timestamps[row]), float(values[row]))
         result.anomaly.append(answer.get("anomaly"))
+        result.alert.append(answer.get("alert"))
         result.predicted.append(answer.get("predicted"))
         result.error.append(answer.get("error"))
         result.threshold.append(answer.get("threshold"))

@@ -71,17 +71,20 @@ class NabSeries:
 
     @cached_property
     def step_ms(self) -> int:
-        """The median spacing of the file's increasing timestamps."""
+        """The median spacing of the file's increasing timestamps (for captions)."""
         times = [iso_to_ms(t) for t in self.timestamps]
         steps = [b - a for a, b in zip(times, times[1:]) if b > a]
-        if not steps:
-            raise NabDataError(f"{self.csv_path}: the timestamps never increase")
-        return int(statistics.median(steps))
+        return int(statistics.median(steps)) if steps else 0
 
     def stream_timestamps(self) -> list[int]:
-        """Unique, increasing ms timestamps: the first row's time + row * step."""
-        first = iso_to_ms(self.timestamps[0])
-        return [first + row * self.step_ms for row in range(len(self.values))]
+        """The file's own timestamps (ms), each at least 1 ms after the one before: a sensor
+        never holds two readings at one timestamp and detectar judges readings in order, so
+        a repeated or earlier timestamp moves just past the one before it."""
+        out: list[int] = []
+        for text in self.timestamps:
+            moment = iso_to_ms(text)
+            out.append(moment if not out or moment > out[-1] else out[-1] + 1)
+        return out
 
 
 def sha256_of(path: Path) -> str:

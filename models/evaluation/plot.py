@@ -69,6 +69,6 @@ def evaluation_figure(series: Any, reports: Sequence[Any]):
         # right of the axes: inside them it hid readings (window 2's fall to 2 degrees)
         axis.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
         axis.grid(alpha=0.25)
-    axes[-1, 0].set_xlabel(f"row (one reading every {series.step_ms // 1000} s; "
+    axes[-1, 0].set_xlabel(f"row (median step {series.step_ms // 1000} s; "
                            f"{Path(series.csv_path).name})")
     return figure

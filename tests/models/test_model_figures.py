@@ -35,8 +35,9 @@ def assert_the_model_cards_figures(version_dir: Path) -> None:
     output = engine.predict(ordered[..., None].astype(np.float32))
     predicted = offset + scale * output[(slice(None), *description.prediction_index)]
     rule, state, detections = rules.build(description.decision), {}, []
+    timestamps = series.stream_timestamps()
     for row in range(w, len(values)):
-        decision = rule.judge(values[row], predicted[row - w], state)
+        decision = rule.judge(rules.Observed(values[row], predicted[row - w], timestamps[row]), state)
         state = decision.state
         if decision.anomaly:
             detections.append(row)

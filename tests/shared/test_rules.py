@@ -13,7 +13,8 @@ ABS = {"rule": "abs_error", "threshold": 9.233296204297654}
 
 
 def judge(decision, value, predicted, state, threshold_override=None):
-    return rules.build(decision, threshold_override).judge(value, predicted, state)
+    observed = rules.Observed(value, predicted, timestamp=0)
+    return rules.build(decision, threshold_override).judge(observed, state)
 
 
 def noise(n, seed=0):
@@ -28,7 +29,7 @@ def test_abs_error_is_the_replaced_rule():
     assert not d.anomaly and d.error == 9.0
     d = judge(ABS, value=70.0, predicted=79.0, state={}, threshold_override=8.5)
     assert d.anomaly and d.threshold == 8.5
-    frozen = rules.Decision(False, 0.0, 1.0)
+    frozen = rules.Decision(False, False, 0.0, 1.0)
     with pytest.raises(AttributeError):
         frozen.anomaly = True
 

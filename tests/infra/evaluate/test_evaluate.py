@@ -74,7 +74,7 @@ def test_each_run_uses_a_fresh_sensor():
     assert detectar.new_sensor("a/b c").startswith("eval-a-b-c-")
 
 
-def test_unique_timestamps_from_row_positions(tmp_path):
+def test_the_files_own_timestamps_with_a_repeat_moved_just_past(tmp_path):
     csv_path = tmp_path / "repeat.csv"
     csv_path.write_text("timestamp,value\n2014-01-07 02:00:00,1\n2014-01-07 02:05:00,2\n"
                         "2014-01-07 02:00:00,3\n2014-01-07 02:05:00,4\n")
@@ -84,6 +84,7 @@ def test_unique_timestamps_from_row_positions(tmp_path):
     assert series.name == "x/repeat.csv" and series.step_ms == 300_000
     stamps = series.stream_timestamps()
     assert stamps == sorted(set(stamps)) and stamps[1] - stamps[0] == 300_000
+    assert stamps[2:] == [stamps[1] + 1, stamps[1] + 2]  # the repeated rows, just past it
     assert series.windows == [(1, 3)]
 
 
@@ -231,7 +232,8 @@ def series_of(values, windows) -> nab.NabSeries:
 def quiet_report(series: nab.NabSeries, rule: str | None) -> report.ModelReport:
     """The report of a run that flagged nothing."""
     rows = len(series)
-    result = report.Stream([False] * rows, [None] * rows, [None] * rows, [None] * rows, None, 0.0)
+    result = report.Stream([False] * rows, [False] * rows, [None] * rows, [None] * rows, [None] * rows,
+                           None, 0.0)
     return report.report_of("ours", "a model", "via", rule, result, series, "s")
 
 
