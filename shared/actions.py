@@ -53,10 +53,10 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
     query = parse_history(params, settings.list_default_count, settings.list_max_count)
     history = services.store.history(sensor, query)
     document = {"sensor": sensor, "total": history.total,
-                "readings": [{"timestamp": t, "value": v, "anomaly": t in history.anomalies}
-                             for t, v in history.readings]}
+                "readings": [{"timestamp": t, "value": v, "anomaly": t in history.anomalies,
+                              "alert": t in history.alerts} for t, v in history.readings]}
     return Result(200, document, render.history_html(
-        sensor, history.total, history.readings, history.anomalies, query, host))
+        sensor, history.total, history.readings, history.anomalies, history.alerts, query, host))
 
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -69,13 +69,14 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
         verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)
         if verdict.anomaly is not None:
             services.store.record_verdict(sensor, stored.timestamp, reading.value,
-                                          verdict.anomaly, stored.state, verdict.state)
+                                          verdict.anomaly, verdict.alert, stored.state,
+                                          verdict.state)
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc
     document = {**base, "anomaly": verdict.anomaly, "alert": verdict.alert,
-                "predicted": verdict.predicted,
-                "error": verdict.error, "threshold": verdict.threshold,
-                "window": stored.window, "engine": verdict.engine}
+                "kinds": list(verdict.kinds), "learning": list(verdict.learning),
+                "predicted": verdict.predicted, "error": verdict.error,
+                "threshold": verdict.threshold, "window": stored.window, "engine": verdict.engine}
     for key in ("message", "note"):  # why it was not judged, or why it was not flagged
         if getattr(verdict, key):
             document[key] = getattr(verdict, key)

@@ -107,7 +107,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     engine = _choice(env, "MODEL_ENGINE", "auto", ENGINES)
     if engine == "tfserving" and serving_url is None:
         raise ConfigError("MODEL_ENGINE=tfserving needs SERVING_HOST or SERVING_URL")
-    # 0 is a real margin for record_level (a bare record), so only negatives are refused
+    # 0 is a real threshold for abs_error (any difference), so only negatives are refused here;
+    # a rule that needs more says so when the model loads
     threshold = _parse(env, "THRESHOLD", None, float, lambda v: math.isfinite(v) and v >= 0,
                        "a number >= 0")
     list_max = _positive_int(env, "LIST_MAX_COUNT", 10_000, 1_000_000)

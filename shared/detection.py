@@ -35,6 +35,8 @@ class Verdict:
     message: str | None = None  # why it was not judged
     state: dict[str, float] = field(default_factory=dict)
     note: str | None = None  # why the rule did not flag it when it may look as if it should
+    kinds: tuple[str, ...] = ()     # what kind of departure flagged it
+    learning: tuple[str, ...] = ()  # which parts of the rule are still learning the sensor
 
 
 class Detector:
@@ -76,4 +78,5 @@ class Detector:
         observed = rules.Observed(value, predicted, timestamp, tuple(window[: self.window_size]))
         decision = self.rule.judge(observed, state)
         return Verdict(decision.anomaly, decision.alert, predicted, decision.error,
-                       decision.threshold, engine, state=decision.state, note=decision.note)
+                       decision.threshold, engine, state=decision.state, note=decision.note,
+                       kinds=decision.kinds, learning=decision.learning)

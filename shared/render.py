@@ -93,9 +93,10 @@ def _shown(total: int, shown: int, query: HistoryQuery) -> str:
 
 
 def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
-                 anomalies: set[int], query: HistoryQuery, host: str) -> str:
+                 anomalies: set[int], alerts: set[int], query: HistoryQuery, host: str) -> str:
     rows = "".join(
-        f'<tr class="anomaly">{_time(t)}<td>{number(v)}</td><td>anomaly</td></tr>'
+        f'<tr class="anomaly">{_time(t)}<td>{number(v)}</td>'
+        f'<td>{"anomaly: new event" if t in alerts else "anomaly"}</td></tr>'
         if t in anomalies else f"<tr>{_time(t)}<td>{number(v)}</td><td></td></tr>"
         for t, v in readings[:TABLE_ROWS])
     more = (f"<p>The table lists the newest {TABLE_ROWS}; the chart and the JSON answer "
@@ -119,9 +120,13 @@ def verdict_html(result: dict[str, Any], host: str) -> str:
                           ("threshold", "threshold"))
         if result.get(key) is not None)
     window = ", ".join(number(v) for v in result["window"]) or "(none)"
+    event = ""
+    if result.get("alert"):
+        event = f"<p>A new event ({escape(', '.join(result['kinds']))}): this reading raises an alert.</p>"
     why = "".join(f"<p>{escape(result[key])}</p>" for key in ("message", "note") if result.get(key))
+    why += "".join(f"<p>Still learning: {escape(part)}.</p>" for part in result.get("learning", ()))
     return page(f"{result['sensor']}: anomaly {word}",
-                f"<h1 class=\"verdict {css}\">{word}</h1>{why}<table class=\"facts\">"
+                f"<h1 class=\"verdict {css}\">{word}</h1>{event}{why}<table class=\"facts\">"
                 f"{reading_html(result['sensor'], result['timestamp'], result['value'])}"
                 f"{details}<tr><th>previous readings (newest first)</th><td>{window}</td></tr>"
                 f"<tr><th>engine</th><td>{escape(str(result.get('engine') or '-'))}</td></tr>"

@@ -14,32 +14,9 @@ Rules
 `abs_error` (the replaced system's): anomaly when |value - predicted| > threshold (degrees).
     Stateless. error and threshold are in degrees; `THRESHOLD` replaces `decision.threshold`.
 
-`record_level` (ours): an extreme-level test against the sensor's own range of readings.
-    Per reading x with the model's prediction p of it:
-      range   lo, hi = the lowest and highest reading of the last `blocks` completed blocks of
-              `block` readings, plus the current, partly filled block (block 288 = a day,
-              blocks 30 = a month: the sensor's range over the last 30 to 31 days);
-      tested  `test` "reading": x; "prediction": p, so the model's output decides; "both": x
-              and p beyond the range on the same side (the smaller of the two excesses
-              counts); "either" (shipped): x or p beyond it (the larger counts);
-      error   = max(lo - t, t - hi) for the tested value t: how far beyond the range, in
-              degrees (negative inside it);
-      verdict anomaly when the statistics hold >= min_count readings, no hold-off is running,
-              error > threshold (a margin in degrees, 0: a record low or a record high) and
-              the side broken is armed. A side disarms when it alarms and re-arms once a
-              reading is back at or across the running mean level of the readings (memory
-              `memory`, weight max(1/count, 1/memory): the exact mean until `memory`
-              readings, then exponential forgetting): one excursion, one alarm.
-              The range, level and re-arming always use readings, whatever `test`.
-    Under exchangeable readings the chance that x is a record among n previous ones is 1/(n+1)
-    per side (a rank test: no distribution assumed, the same for every sensor's range).
-    Parameters: threshold (margin, degrees, >= 0), memory (>= 1), block, blocks (whole >= 1),
-    min_count, holdoff (>= 0), sides ("both", "low" or "high"; default "both"), test
-    ("reading", "prediction", "both" or "either"; default "reading"). `THRESHOLD` replaces
-    the margin.
-    State keys (all floats): count, level_mean, block_n, block_lo, block_hi (the current
-    block), days (completed blocks held), lo_0 .. lo_{blocks-1}, hi_0 .. (newest first),
-    armed_low, armed_high (1.0 or 0.0), holdoff.
+`record_events` (ours, shipped): gross departures from the first judgement; records of the
+    month's range and of surprise against the sensor's time-of-day profile once it has learned
+    for a day; one alert per event. Every time scale is a duration. See `RecordEvents`.
 """
 
 from __future__ import annotations
@@ -47,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 
@@ -58,6 +36,8 @@ class Decision:
     threshold: float
     state: dict[str, float] = field(default_factory=dict)
     note: str | None = None  # why a reading was not flagged when an operator may expect it
+    kinds: tuple[str, ...] = ()     # what kind of departure flagged it (rules that say)
+    learning: tuple[str, ...] = ()  # which parts of the rule are still learning the sensor
 
 
 @dataclass(frozen=True)
@@ -105,33 +85,10 @@ def _whole(decision: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def _one_of(decision: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
-    """A choice parameter; its default is the first of `choices`."""
-    value = decision.get(key, choices[0])
-    if value not in choices:
-        raise ValueError(f"decision.{key}: {decision.get('rule')} needs one of {choices}, "
-                         f"got {value!r}")
-    return value
-
-
 def _threshold(decision: Mapping[str, Any], override: float | None, default: float | None = None) -> float:
     if override is not None:
         return float(override)
     return _number(decision, "threshold", 0.0, default)
-
-
-def _float(state: Mapping[str, float], key: str, default: float) -> float:
-    value = float(state.get(key, default))
-    if not math.isfinite(value):
-        raise ValueError(f"detector state {key!r} is not a finite number: {value!r}")
-    return value
-
-
-def _running(count: float, mean: float, x: float, memory: float) -> tuple[float, float]:
-    """Absorb x into a running mean of `count` values: exact until `memory` values, then an
-    exponential forgetting of weight 1/memory."""
-    count += 1.0
-    return count, mean + max(1.0 / count, 1.0 / memory) * (x - mean)
 
 
 class AbsError:
@@ -146,106 +103,254 @@ class AbsError:
         return Decision(anomaly, anomaly, error, self.threshold, dict(state))
 
 
-RECORD_SIDES = ("both", "low", "high")
-RECORD_TESTS = ("reading", "prediction", "both", "either")
+SECOND_MS = 1000.0
+HOUR_MS = 3600 * SECOND_MS
+DAY_MS = 24 * HOUR_MS
+NEVER = -1e18   # "no alert yet", as a finite float: the state stays a hash of numbers
+NO_MAX = -1.0   # a surprise average is never negative: "no record yet"
 
 
-class RecordLevel:
-    name = "record_level"
+def _weight(dt: float, tau: float) -> float:
+    """Weight of a new value in an exponential average of time constant tau after dt."""
+    return 1.0 - math.exp(-dt / tau) if dt > 0.0 else 0.0
+
+
+def _utc(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class RecordEvents:
+    """Records of level and of surprise, grouped into events (ours, shipped).
+
+    Three tests, every time scale a duration from the readings' timestamps:
+    1. gross departure, from the first judgement: the reading lies beyond everything the
+       sensor showed this month (at least its window) and away from the model's prediction,
+       both by more than `gross` scales (the largest of the window's spread, the model's
+       typical error so far and `level_floor` of the level): the replaced system's
+       |reading - predicted| > THRESHOLD, made scale-free;
+    2. range record, after `learning_s`: beyond the highest (lowest) reading of the last
+       `range_days` calendar days by more than `range_margin` of that range;
+    3. pattern surprise, after `learning_s`: z = (reading - expected) / typical error (the
+       smaller of the last day's and the last week's, time constants `error_memory_s` and
+       `error_memory_long_s`: after a burst the week's still counts the next one), expected
+       being the sensor's time-of-day profile (`profile_bin_s` bins, each an exponential
+       average over `profile_memory_days` days of that bin), or the model's prediction while
+       the profile has not seen this time of day; two exponential averages of min(|z|,
+       `z_clip`) (time constants `fast_s`, `slow_s`) flag when they beat their own record of
+       the last `fast_days` (`slow_days`) calendar days by `fast_ratio` (`slow_ratio`).
+    `anomaly` is any test. `alert` (what pages an operator, what NAB scores): the reading
+    starts an event. Kinds are high and low (gross or range) and pattern; a kind alerts unless
+    it alerted within `holdoff_s`, a side alerts again within it when its departure beyond the
+    range exceeds `escalation` times the one it alerted with, and a side's alert also holds the
+    pattern kind (one spike, one page). Every reading of an excursion is anomalous while it
+    stays beyond the edge of the range it broke, a record or not. error / threshold: the strongest learned test as a
+    fraction of what flags it (departure / margin, average / (record x ratio)), against 1.0;
+    `THRESHOLD` scales what flags every learned test (2: twice the margin and the ratios).
+    Irregular cadence and gaps: each average weighs a reading by the time since the one before;
+    a timestamp not after the latest one is judged but moves no average.
+    State (floats, about 150 once a month and every time of day are seen): n, t0, t_last,
+    gvar (model error variance), tvar, tvar_long (profile error variance over a day and a
+    week), pm_<bin> (the profile),
+    m_fast, m_slow, day (the UTC day of the *_today keys), fmax_/smax_ today, <j> (past days)
+    and past (their maxima), lo_/hi_ today, <j>, past (the month's range), last_high,
+    last_low, last_pattern (ms of each kind's last alert), mag_high, mag_low, in_high, in_low
+    (1 during an excursion), edge_high, edge_low (the edge it broke).
+    """
+
+    name = "record_events"
 
     def __init__(self, decision: Mapping[str, Any], threshold_override: float | None):
-        self.threshold = _threshold(decision, threshold_override, 0.0)
-        self.memory = _number(decision, "memory", 1.0)
-        self.min_count = _number(decision, "min_count", 0.0)
-        self.holdoff = _number(decision, "holdoff", 0.0)
-        self.block = _whole(decision, "block")
-        self.blocks = _whole(decision, "blocks")
-        self.sides = _one_of(decision, "sides", RECORD_SIDES)
-        self.test = _one_of(decision, "test", RECORD_TESTS)
-
-    def state_keys(self) -> tuple[str, ...]:
-        return ("count", "level_mean", "block_n", "block_lo", "block_hi", "days",
-                *(f"lo_{k}" for k in range(self.blocks)), *(f"hi_{k}" for k in range(self.blocks)),
-                "armed_low", "armed_high", "holdoff")
-
-    def _excess(self, value: float, predicted: float, lo: float, hi: float) -> tuple[float, float]:
-        """How far the tested value lies below lo and above hi (negative inside)."""
-        below, above = lo - value, value - hi
-        if self.test == "reading":
-            return below, above
-        below_p, above_p = lo - predicted, predicted - hi
-        if self.test == "prediction":
-            return below_p, above_p
-        if self.test == "both":  # the reading and the prediction beyond the range, same side
-            return min(below, below_p), min(above, above_p)
-        return max(below, below_p), max(above, above_p)  # "either"
+        self.threshold = _threshold(decision, threshold_override, 1.0)
+        if self.threshold <= 0.0:  # it scales what flags: 0 would flag every reading
+            where = "THRESHOLD" if threshold_override is not None else "decision.threshold"
+            raise ValueError(f"{where}: record_events needs a number > 0, got {self.threshold!r}")
+        self.learning = _number(decision, "learning_s", 0.0) * SECOND_MS
+        self.error_memory = _number(decision, "error_memory_s", 1.0) * SECOND_MS
+        self.error_memory_long = _number(decision, "error_memory_long_s", 1.0) * SECOND_MS
+        self.profile_bin = _whole(decision, "profile_bin_s") * SECOND_MS
+        if DAY_MS % self.profile_bin:
+            raise ValueError("decision.profile_bin_s: record_events needs a bin that divides "
+                             f"a day (86400 s), got {decision['profile_bin_s']!r}")
+        self.profile_tau = _number(decision, "profile_memory_days", 1e-3) * self.profile_bin
+        self.fast = _number(decision, "fast_s", 1.0) * SECOND_MS
+        self.slow = _number(decision, "slow_s", 1.0) * SECOND_MS
+        self.fast_days = _whole(decision, "fast_days")
+        self.slow_days = _whole(decision, "slow_days")
+        self.fast_ratio = _number(decision, "fast_ratio", 1e-6) * self.threshold
+        self.slow_ratio = _number(decision, "slow_ratio", 1e-6) * self.threshold
+        self.range_days = _whole(decision, "range_days")
+        self.range_margin = _number(decision, "range_margin", 0.0) * self.threshold
+        self.gross = _number(decision, "gross", 1e-6)
+        self.z_clip = _number(decision, "z_clip", 1e-6)
+        self.holdoff = _number(decision, "holdoff_s", 0.0) * SECOND_MS
+        self.escalation = _number(decision, "escalation", 1.0)
+        self.level_floor = _number(decision, "level_floor", 1e-12)
 
     def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
-        value, predicted = observed.value, observed.predicted
-        count = _float(state, "count", 0.0)
-        level = _float(state, "level_mean", 0.0)
-        block_n = _float(state, "block_n", 0.0)
-        block_lo = _float(state, "block_lo", 0.0)
-        block_hi = _float(state, "block_hi", 0.0)
-        days = int(min(max(_float(state, "days", 0.0), 0.0), float(self.blocks)))
-        los = [_float(state, f"lo_{k}", 0.0) for k in range(self.blocks)]
-        his = [_float(state, f"hi_{k}", 0.0) for k in range(self.blocks)]
-        armed_low = _float(state, "armed_low", 1.0) > 0.0
-        armed_high = _float(state, "armed_high", 1.0) > 0.0
-        holdoff = _float(state, "holdoff", 0.0)
+        s = dict(state)
+        if not all(map(math.isfinite, s.values())):
+            bad = next(key for key, value in s.items() if not math.isfinite(value))
+            raise ValueError(f"detector state {bad!r} is not a finite number: {s[bad]!r}")
+        x, t, predicted, window = observed.value, float(observed.timestamp), observed.predicted, observed.window
+        mean = sum(window) / len(window)
+        spread2 = sum((w - mean) ** 2 for w in window) / len(window)
+        floor = max(self.level_floor * abs(mean), 1e-9)
+        n = s.get("n", 0.0)
+        if n == 0.0:
+            self._new_sensor(s, t, window, spread2, floor)
+        dt = max(t - s["t_last"], 0.0)
+        self._roll_days(s, float(t // DAY_MS))
+        learned = t - s["t0"] >= self.learning
 
-        if count > 0.0:  # back at or across the running level: that side may alarm again
-            armed_low = armed_low or value >= level
-            armed_high = armed_high or value <= level
-        seen_lo = los[:days] + ([block_lo] if block_n > 0.0 else [])
-        seen_hi = his[:days] + ([block_hi] if block_n > 0.0 else [])
-        if seen_lo:
-            below, above = self._excess(value, predicted, min(seen_lo), max(seen_hi))
+        # the month's range: past days and today's readings before this one (at least the window)
+        lo, hi = s["lo_past"], s["hi_past"]
+        if s["lo_today"] <= s["hi_today"]:
+            lo, hi = ((min(lo, s["lo_today"]), max(hi, s["hi_today"])) if lo <= hi
+                      else (s["lo_today"], s["hi_today"]))
+        span = max(hi - lo, self.level_floor * abs(hi), 1e-9)
+        above, below = (x - hi) / span, (lo - x) / span
+
+        # 1. gross departure: beyond the month and away from the model by `gross` scales
+        model_error = x - predicted
+        scale = max(math.sqrt(spread2), math.sqrt(s["gvar"]), floor)
+        gross_high = x - hi > self.gross * scale and model_error > self.gross * scale
+        gross_low = lo - x > self.gross * scale and -model_error > self.gross * scale
+        # 2. range record of the month
+        range_high = learned and above > self.range_margin
+        range_low = learned and below > self.range_margin
+        # 3. pattern surprise against the time-of-day profile (the model's prediction meanwhile)
+        k = int((t % DAY_MS) // self.profile_bin)
+        have_bin = f"pm_{k}" in s
+        if have_bin:
+            expected = s[f"pm_{k}"]
+            z = (x - expected) / math.sqrt(min(s["tvar"], s["tvar_long"]) + floor * floor)
         else:
-            below = above = -math.inf
-        error = max(below, above)
-        beyond_low = self.sides in ("both", "low") and below > self.threshold
-        beyond_high = self.sides in ("both", "high") and above > self.threshold
-        low, high = armed_low and beyond_low, armed_high and beyond_high
-        anomaly = count >= self.min_count and holdoff <= 0.0 and (low or high)
-        note = self._why_quiet(count, holdoff, beyond_low or beyond_high)
-        if note is None and not anomaly and (beyond_low or beyond_high):
-            side = "low" if beyond_low else "high"
-            note = (f"beyond the range, but part of the excursion already flagged: the {side} "
-                    f"side alarms again once a reading is back at the sensor's mean level "
-                    f"({level:.2f})")
-        if anomaly:
-            armed_low, armed_high = armed_low and not low, armed_high and not high
+            expected = predicted
+            z = model_error / math.sqrt(s["gvar"] + floor * floor)
+        clipped = min(abs(z), self.z_clip)
+        m_fast = s["m_fast"] + _weight(dt, self.fast) * (clipped - s["m_fast"])
+        m_slow = s["m_slow"] + _weight(dt, self.slow) * (clipped - s["m_slow"])
+        fast_record = max(s["fmax_past"], s["fmax_today"])
+        slow_record = max(s["smax_past"], s["smax_today"])
+        fast = m_fast / fast_record if fast_record > 0.0 else 0.0
+        slow = m_slow / slow_record if slow_record > 0.0 else 0.0
+        pattern = learned and (fast >= self.fast_ratio or slow >= self.slow_ratio)
+        record = {"high": gross_high or range_high, "low": gross_low or range_low}
+        # an excursion stays anomalous while it stays beyond the edge it broke, record or not
+        edges = {"high": hi + self.range_margin * span, "low": lo - self.range_margin * span}
+        beyond = {"high": s["in_high"] > 0.0 and x > s["edge_high"],
+                  "low": s["in_low"] > 0.0 and x < s["edge_low"]}
+        for side in ("high", "low"):
+            if record[side] and not beyond[side]:  # a new excursion: remember its edge
+                s[f"in_{side}"], s[f"edge_{side}"] = 1.0, edges[side]
+            elif not beyond[side]:
+                s[f"in_{side}"] = 0.0
+        high, low = record["high"] or beyond["high"], record["low"] or beyond["low"]
+        anomaly = high or low or pattern
 
-        count, level = _running(count, level, value, self.memory)
-        block_lo = min(block_lo, value) if block_n > 0.0 else value
-        block_hi = max(block_hi, value) if block_n > 0.0 else value
-        block_n += 1.0
-        if block_n >= self.block:
-            los, his = [block_lo] + los[:-1], [block_hi] + his[:-1]
-            days = min(days + 1, self.blocks)
-            block_n, block_lo, block_hi = 0.0, 0.0, 0.0
-        holdoff = self.holdoff if anomaly else max(0.0, holdoff - 1.0)
-        new_state = {"count": count, "level_mean": level, "block_n": block_n,
-                     "block_lo": block_lo, "block_hi": block_hi, "days": float(days),
-                     **{f"lo_{k}": x for k, x in enumerate(los)},
-                     **{f"hi_{k}": x for k, x in enumerate(his)},
-                     "armed_low": 1.0 if armed_low else 0.0,
-                     "armed_high": 1.0 if armed_high else 0.0, "holdoff": holdoff}
-        # one alarm per excursion already: each anomalous reading starts an event
-        return Decision(anomaly, anomaly, error if math.isfinite(error) else 0.0,
-                        self.threshold, new_state, note)
+        # alerts: one per event and kind; a much larger departure or another kind pages again
+        alerted, held = [], []
+        for side, flagged, departure in (("high", high, above), ("low", low, below)):
+            if flagged and not record[side]:  # still beyond the edge it broke: the same event
+                held.append(side)
+            elif flagged:
+                departure = max(departure - self.range_margin, 1e-12)
+                if t - s[f"last_{side}"] >= self.holdoff or departure > self.escalation * s[f"mag_{side}"]:
+                    alerted.append(side)
+                    s[f"last_{side}"], s[f"mag_{side}"] = t, departure
+                else:
+                    held.append(side)
+        if pattern:
+            (alerted if t - s["last_pattern"] >= self.holdoff else held).append("pattern")
+        if alerted:
+            s["last_pattern"] = t
 
-    def _why_quiet(self, count: float, holdoff: float, beyond: bool) -> str | None:
-        """The warm-up and the hold-off, in words (None when neither applies)."""
-        if count < self.min_count:
-            return (f"learning: the sensor has {int(count)} of the {int(self.min_count)} judged "
-                    "readings it needs before it may alarm")
-        if beyond and holdoff > 0:
-            return (f"beyond the threshold, but within the hold-off after the last alarm "
-                    f"({int(holdoff)} readings left)")
-        return None
+        # learn from this reading, after judging it
+        s["gvar"] += _weight(dt, self.error_memory) * (model_error * model_error - s["gvar"])
+        if have_bin:
+            error2 = (x - expected) ** 2
+            s["tvar"] += _weight(dt, self.error_memory) * (error2 - s["tvar"])
+            s["tvar_long"] += _weight(dt, self.error_memory_long) * (error2 - s["tvar_long"])
+            weight = _weight(min(dt, self.profile_bin), self.profile_tau)
+            s[f"pm_{k}"] = expected + weight * (x - expected)
+        else:
+            s[f"pm_{k}"] = x
+        s["m_fast"], s["m_slow"] = m_fast, m_slow
+        s["fmax_today"] = max(s["fmax_today"], m_fast)
+        s["smax_today"] = max(s["smax_today"], m_slow)
+        if s["lo_today"] <= s["hi_today"]:
+            s["lo_today"], s["hi_today"] = min(s["lo_today"], x), max(s["hi_today"], x)
+        else:
+            s["lo_today"] = s["hi_today"] = x
+        s["n"] = n + 1.0
+        s["t_last"] = max(s["t_last"], t)
+
+        error = max(max(above, below) / self.range_margin if self.range_margin else 0.0,
+                    fast / self.fast_ratio, slow / self.slow_ratio) * self.threshold
+        kinds = tuple(kind for kind, flagged in (("high", high), ("low", low), ("pattern", pattern))
+                      if flagged)
+        return Decision(anomaly, bool(alerted), error, self.threshold, s,
+                        self._held_note(s, held) if held and not alerted else None,
+                        kinds, self._learning(s, t, learned))
+
+    def _new_sensor(self, s: dict[str, float], t: float, window: tuple[float, ...],
+                    spread2: float, floor: float) -> None:
+        s["t0"] = s["t_last"] = t
+        s["gvar"] = s["tvar"] = s["tvar_long"] = max(spread2, floor * floor)
+        s["m_fast"] = s["m_slow"] = 0.0
+        s["last_high"] = s["last_low"] = s["last_pattern"] = NEVER
+        s["mag_high"] = s["mag_low"] = 0.0
+        s["in_high"] = s["in_low"] = s["edge_high"] = s["edge_low"] = 0.0
+        s["lo_today"], s["hi_today"] = min(window), max(window)  # the window is all it knows
+        s["lo_past"], s["hi_past"] = 1.0, 0.0
+        s["fmax_today"] = s["smax_today"] = s["fmax_past"] = s["smax_past"] = NO_MAX
+        s["day"] = float(t // DAY_MS)
+
+    def _roll_days(self, s: dict[str, float], day: float) -> None:
+        """A new calendar day: today's maxima and range join the past-day rings (empty days
+        for a gap), the oldest leave, and the past maxima are computed once."""
+        shift = int(day - s["day"])
+        if shift <= 0:
+            return
+        for name, keep in (("fmax", self.fast_days - 1), ("smax", self.slow_days - 1)):
+            ring = [s.get(f"{name}_{j}", NO_MAX) for j in range(keep)]
+            ring = ([s[f"{name}_today"]] + [NO_MAX] * (shift - 1) + ring)[:keep]
+            for j, value in enumerate(ring):
+                s[f"{name}_{j}"] = value
+            s[f"{name}_today"] = NO_MAX
+            s[f"{name}_past"] = max(ring + [NO_MAX])
+        keep = self.range_days - 1
+        los = ([s["lo_today"]] + [1.0] * (shift - 1) + [s.get(f"lo_{j}", 1.0) for j in range(keep)])[:keep]
+        his = ([s["hi_today"]] + [0.0] * (shift - 1) + [s.get(f"hi_{j}", 0.0) for j in range(keep)])[:keep]
+        lo_past, hi_past = math.inf, -math.inf
+        for j in range(keep):
+            s[f"lo_{j}"], s[f"hi_{j}"] = los[j], his[j]
+            if los[j] <= his[j]:
+                lo_past, hi_past = min(lo_past, los[j]), max(hi_past, his[j])
+        s["lo_past"], s["hi_past"] = (lo_past, hi_past) if lo_past <= hi_past else (1.0, 0.0)
+        s["lo_today"], s["hi_today"] = 1.0, 0.0
+        s["day"] = day
+
+    def _held_note(self, s: Mapping[str, float], held: list[str]) -> str:
+        """Why an anomalous reading did not page: each kind's event is already alerted."""
+        hours = f"{self.holdoff / HOUR_MS:g} h"
+        return "; ".join(
+            f"{kind}: part of the event alerted at {_utc(s['last_' + kind])} (no new alert for "
+            f"{hours}" + (f" unless it goes {self.escalation:g} times as far)" if kind != "pattern" else ")")
+            for kind in held)
+
+    def _learning(self, s: Mapping[str, float], t: float, learned: bool) -> tuple[str, ...]:
+        parts = []
+        if not learned:
+            parts.append(f"the range and pattern tests learn the sensor until "
+                         f"{_utc(s['t0'] + self.learning)}; meanwhile only gross departures flag")
+        bins = int(DAY_MS // self.profile_bin)
+        seen = sum(1 for k in range(bins) if f"pm_{k}" in s)
+        if seen < bins:
+            parts.append(f"the time-of-day profile has seen {seen} of its {bins} "
+                         f"{self.profile_bin / 60_000:g}-minute bins")
+        return tuple(parts)
 
 
 RULES: dict[str, Callable[[Mapping[str, Any], float | None], Rule]] = {
-    "abs_error": AbsError, "record_level": RecordLevel}
+    "abs_error": AbsError, "record_events": RecordEvents}

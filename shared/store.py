@@ -62,6 +62,7 @@ class History:
     total: int
     readings: list[tuple[int, float]]  # newest first
     anomalies: set[int]  # timestamps judged anomalous
+    alerts: set[int]  # timestamps whose reading started an event (a subset of anomalies)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class BatchResult:
 
 def anomalies_key(sensor: str) -> str:
     return f"{sensor}/anomalies"
+
+
+def alerts_key(sensor: str) -> str:
+    return f"{sensor}/alerts"
 
 
 def detector_key(sensor: str) -> str:
@@ -207,12 +212,15 @@ end
 return {stored, conflicts}
 """
 
-# Keep a verdict: mark an anomalous reading (ARGV[1] == '1') and write the detector state
-# ("field\nvalue\n...", empty when unchanged), atomically.
+# Keep a verdict: mark an anomalous reading (ARGV[1] == '1'), and one that starts an event
+# (ARGV[6] == '1'), and write the detector state ("field\nvalue\n...", empty when
+# unchanged), atomically.
 VERDICT_SCRIPT = """
-if ARGV[1] == '1' then
-  local reply = redis.pcall('TS.ADD', KEYS[1], ARGV[2], ARGV[3], 'LABELS', 'kind', 'anomaly', 'sensor', ARGV[4])
-  if type(reply) == 'table' and reply.err then return redis.error_reply(reply.err) end
+for _, mark in ipairs({{ARGV[1], KEYS[1], 'anomaly'}, {ARGV[6], KEYS[3], 'alert'}}) do
+  if mark[1] == '1' then
+    local reply = redis.pcall('TS.ADD', mark[2], ARGV[2], ARGV[3], 'LABELS', 'kind', mark[3], 'sensor', ARGV[4])
+    if type(reply) == 'table' and reply.err then return redis.error_reply(reply.err) end
+  end
 end
 if ARGV[5] ~= '' then
   local fields = {}
@@ -222,8 +230,8 @@ end
 return 1
 """
 
-# A sensor's newest readings in a range, its total and its anomaly marks among them:
-# {total, "t v t v ...", "t t ..."}, or {} when the sensor has no readings yet.
+# A sensor's newest readings in a range, its total and its anomaly and alert marks among
+# them: {total, "t v t v ...", "t t ...", "t t ..."}, or {} when the sensor has no readings yet.
 HISTORY_SCRIPT = """#!lua flags=no-writes
 local readings = redis.pcall('TS.REVRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
 if type(readings) == 'table' and readings.err then
@@ -236,22 +244,27 @@ for i = 1, #info, 2 do
   if type(name) == 'table' then name = name.ok end
   if name == 'totalSamples' then total = info[i + 1] break end
 end
-local flat, marks = {}, {}
+local flat = {}
 for i, sample in ipairs(readings) do
   local v = sample[2]
   if type(v) == 'table' then v = v.ok end
   flat[2 * i - 1], flat[2 * i] = string.format('%.0f', sample[1]), v
 end
--- The newest `count` anomalies in the range cover every one among the readings.
-local anomalies = redis.pcall('TS.REVRANGE', KEYS[2], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
-if type(anomalies) == 'table' and anomalies.err then
-  if not string.find(anomalies.err, 'does not exist', 1, true) then
-    return redis.error_reply(anomalies.err)
+-- The newest `count` marks in the range cover every one among the readings.
+local function marks_of(key)
+  local found, out = redis.pcall('TS.REVRANGE', key, ARGV[1], ARGV[2], 'COUNT', ARGV[3]), {}
+  if type(found) == 'table' and found.err then
+    if not string.find(found.err, 'does not exist', 1, true) then return nil, found.err end
+  else
+    for i, sample in ipairs(found) do out[i] = string.format('%.0f', sample[1]) end
   end
-else
-  for i, sample in ipairs(anomalies) do marks[i] = string.format('%.0f', sample[1]) end
+  return table.concat(out, ' ')
 end
-return {total, table.concat(flat, ' '), table.concat(marks, ' ')}
+local anomalies, err = marks_of(KEYS[2])
+if err then return redis.error_reply(err) end
+local alerts, err2 = marks_of(KEYS[3])
+if err2 then return redis.error_reply(err2) end
+return {total, table.concat(flat, ' '), anomalies, alerts}
 """
 
 
@@ -332,18 +345,20 @@ class ReadingStore:
 
     def history(self, sensor: str, query: HistoryQuery) -> History:
         with _store_errors(sensor, writing=False):
-            reply = self._history([sensor, anomalies_key(sensor)],
+            reply = self._history([sensor, anomalies_key(sensor), alerts_key(sensor)],
                                   [query.start, query.end, query.count])
         if not reply:  # no such sensor yet
-            return History(0, [], set())
-        total, readings, marks = reply
+            return History(0, [], set(), set())
+        total, readings, anomalies, alerts = reply
         flat = readings.split()
         return History(int(total), list(zip(map(int, flat[::2]), map(float, flat[1::2]))),
-                       set(map(int, marks.split())))
+                       set(map(int, anomalies.split())), set(map(int, alerts.split())))
 
     def record_verdict(self, sensor: str, timestamp: int, value: float, anomaly: bool,
-                       old_state: dict[str, float], new_state: dict[str, float]) -> None:
-        """Mark an anomalous reading and keep the detector's updated state, atomically.
+                       alert: bool, old_state: dict[str, float],
+                       new_state: dict[str, float]) -> None:
+        """Mark an anomalous reading (and one that starts an event) and keep the detector's
+        updated state, atomically.
 
         Only the fields that changed are written: the hash ends up the same, and a reading
         costs Redis (and the append-only file) a few fields, not the whole state.
@@ -353,6 +368,6 @@ class ReadingStore:
         if not anomaly and not changed:
             return
         with _store_errors(sensor):
-            self._verdict([anomalies_key(sensor), detector_key(sensor)],
+            self._verdict([anomalies_key(sensor), detector_key(sensor), alerts_key(sensor)],
                           [int(anomaly), timestamp, repr(float(value)), sensor,
-                           _state_text(changed)])
+                           _state_text(changed), int(alert)])

@@ -48,18 +48,3 @@ def reference_model_dir() -> Path:
     if found is None:
         pytest.skip("the replaced system's model is not found (set REFERENCE_MODEL_DIR)")
     return found
-
-
-
-def seasoned(redis_client, sensor: str = "mediciones") -> None:
-    """Give a sensor the detector state of one that has judged enough readings to alarm under
-    the shipped rule (`record_level`, test "either", shared/rules.py): 30 days seen, every
-    day's readings within 60..80 degrees, level 70, both sides armed. A reading is an anomaly
-    when it, or the model's prediction of it, lies outside 60..80: after ten readings of 70, a
-    70 is normal and a 95 is an anomaly."""
-    days = 30
-    redis_client.hset(f"{sensor}/detector", mapping={
-        "count": 288.0 * days, "level_mean": 70.0, "block_n": 0.0, "block_lo": 0.0,
-        "block_hi": 0.0, "days": float(days),
-        **{f"lo_{k}": 60.0 for k in range(days)}, **{f"hi_{k}": 80.0 for k in range(days)},
-        "armed_low": 1.0, "armed_high": 1.0, "holdoff": 0.0})

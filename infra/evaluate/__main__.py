@@ -49,12 +49,10 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 from models.evaluation import EvaluationError, corpus, nab
 from models.evaluation.report import (ModelReport, format_table, model_description, report_of,
                                       warm_up_warnings, write_json)
-from models.evaluation.variants import format_variants, rule_variants
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
@@ -164,13 +162,10 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
     timestamps = series.stream_timestamps()
     progress = not args.no_progress
     reports = []
-    variants: list[dict[str, Any]] = []
 
     def in_process_report(label: str, path: Path, port: int) -> ModelReport:
         sensor = new_sensor(label)
         result = run_in_process(path, series.values, timestamps, port, sensor, progress, label)
-        if label == "ours":
-            variants.extend(rule_variants(path, series.values, result, series))
         return report_of(label, str(path), "in process: detectar's endpoint",
                          model_description(path).decision.get("rule"), result, series, sensor)
 
@@ -189,10 +184,8 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
             reports.append(in_process_report("replaced", args.reference, port))
 
     print(format_table(reports, series))
-    if variants:
-        print(format_variants(variants))
     args.out.mkdir(parents=True, exist_ok=True)
-    written = [write_json(args.out / "evaluation.json", series, reports, variants)]
+    written = [write_json(args.out / "evaluation.json", series, reports)]
     if not args.no_plot:
         from models.evaluation.plot import plot_evaluation
 

@@ -15,6 +15,7 @@ and saved as JSON (--report). See infra/simulator/README.md.
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 import sys
@@ -99,8 +100,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def model_rule(model_path: Path) -> dict[str, Any]:
-    """The model's window and decision rule (min_count, holdoff), or defaults and a reason."""
+def model_rule(model_path: Path, cadence_s: int) -> dict[str, Any]:
+    """The model's window and decision rule: its learning period and hold-off, in readings at
+    `cadence_s`, or defaults and a reason."""
     try:
         from shared.serving.description import load_description, resolve_version_dir
 
@@ -109,8 +111,10 @@ def model_rule(model_path: Path) -> dict[str, Any]:
         return {"window": 10, "rule": None, "min_count": 0, "holdoff": 0,
                 "note": f"model at {model_path} not readable ({exc}); assuming no warm-up rule"}
     decision = description.decision
+    learning_s, holdoff_s = decision.get("learning_s", 0), decision.get("holdoff_s", 0)
     return {"window": description.window, "rule": decision.get("rule"),
-            "min_count": int(decision.get("min_count", 0)), "holdoff": int(decision.get("holdoff", 0)),
+            "learning_s": learning_s, "holdoff_s": holdoff_s,
+            "min_count": math.ceil(learning_s / cadence_s), "holdoff": math.ceil(holdoff_s / cadence_s),
             "threshold": decision.get("threshold"), "model": str(model_path)}
 
 
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     run_id = time.strftime("%y%m%d%H%M%S", time.gmtime())
-    rule = model_rule(args.model_path)
+    rule = model_rule(args.model_path, args.cadence)
     try:
         series, plan, source, warnings = build(args, run_id, rule)
         token = args.token_file.read_text().strip() if args.token_file else None
@@ -256,9 +260,10 @@ def run(args: argparse.Namespace) -> int:
     if args.via != "nuevo":  # nuevo judges nothing: no warm-up to explain
         spacing = ", ".join(f"{k.name} {plan.spacing(k)}" for k in args.kind_list) or "-"
         print(f"warm-up: the first {plan.warmup} readings of each sensor only train its detector: "
-              f"the model's rule ({rule['rule']}) alarms once a sensor has {rule['min_count']} "
-              f"judged readings and then holds off {rule['holdoff']} readings; anomalies come "
-              f"after the warm-up, each kind {spacing} readings apart")
+              f"the model's rule ({rule['rule']}) learns a sensor for "
+              f"{rule.get('learning_s', 0) / 3600:g} h ({rule['min_count']} readings here) and pages "
+              f"once per event in {rule.get('holdoff_s', 0) / 3600:g} h ({rule['holdoff']} readings); "
+              f"anomalies come after the warm-up, each kind {spacing} readings apart")
     for line in warnings + ([rule["note"]] if "note" in rule else []):
         print("warning: " + line, file=sys.stderr)
     started_at, t0 = datetime.now(timezone.utc), time.monotonic()

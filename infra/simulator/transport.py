@@ -126,14 +126,15 @@ class Gateway:
         return answer.json()
 
     def stored(self, sensor: str, start: int, end: int) -> dict[int, bool]:
-        """timestamp -> anomaly flag of every stored reading of `sensor` in [start, end]: True
-        where detectar flagged it, False otherwise (judged normal or not judged: listar
-        cannot tell, so these are no verdicts)."""
+        """timestamp -> alert flag of every stored reading of `sensor` in [start, end]: True
+        where detectar raised an alert (the reading started an event), False otherwise
+        (judged normal, part of an event already alerted, or not judged: listar cannot tell
+        the last, so these are no verdicts)."""
         found: dict[int, bool] = {}
         while start <= end:
             page = self.listar(sensor, start, end)
             for reading in page["readings"]:
-                found[int(reading["timestamp"])] = bool(reading["anomaly"])
+                found[int(reading["timestamp"])] = bool(reading["alert"])
             if len(page["readings"]) < LIST_PAGE:
                 break
             end = min(found) - 1  # newest first: the next page is older

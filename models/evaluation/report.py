@@ -85,17 +85,21 @@ def report_of(label: str, model: str, via: str, rule: str | None, result: Stream
 
 
 def warm_up_warnings(label: str, model_path: Path, series: NabSeries) -> list[str]:
-    """Where the model cannot alarm: its first window + min_count rows (filling the window,
-    then the rule learning the sensor), so a series or a labelled window there is not judged."""
+    """Where the model cannot see all it could: its first window is never judged, and while
+    the rule learns the sensor (its `learning_s` from the first judgement) only gross
+    departures flag; a series or a labelled window there is said so."""
     description = model_description(model_path)
-    min_count = int(description.decision.get("min_count", 0))
-    warm_up = description.window + min_count
-    why = (f"{label} ({model_path}) raises no alarm in its warm-up, rows 0-{warm_up - 1} "
-           f"(window {description.window} + min_count {min_count})")
-    if len(series) <= warm_up:
-        return [f"{why}: the series has only {len(series)} rows, so nothing can be detected"]
-    return [f"{why}: labelled window {k + 1} (rows {left}-{right}) starts inside it"
-            for k, (left, right) in enumerate(series.windows) if left < warm_up]
+    window = description.window
+    if len(series) <= window:
+        return [f"{label} ({model_path}): rows 0-{window - 1} are its first window, never "
+                f"judged: the series has only {len(series)} rows, so nothing can be detected"]
+    timestamps = series.stream_timestamps()
+    learned_at = timestamps[window] + 1000 * description.decision.get("learning_s", 0)
+    learning = sum(1 for t in timestamps[window:] if t < learned_at)
+    why = (f"{label} ({model_path}) learns the sensor until row {window + learning - 1} "
+           f"(only gross departures flag)")
+    return [f"{why}: labelled window {k + 1} (rows {left}-{right}) starts while it learns"
+            for k, (left, right) in enumerate(series.windows) if left < window + learning]
 
 
 def format_rows(rows: Sequence[int | None]) -> str:
@@ -127,8 +131,7 @@ def format_table(reports: Sequence[ModelReport], series: NabSeries) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, series: NabSeries, reports: Sequence[ModelReport],
-               variants: Sequence[dict[str, Any]] = ()) -> Path:
+def write_json(path: Path, series: NabSeries, reports: Sequence[ModelReport]) -> Path:
     document = {
         "series": {"name": series.name, "csv": str(series.csv_path), "sha256": series.sha256,
                    "rows": len(series), "windows": [list(w) for w in series.windows],
@@ -137,7 +140,6 @@ def write_json(path: Path, series: NabSeries, reports: Sequence[ModelReport],
                                  "the one before (rows are identified by position)"},
         "scoring": "NAB standard profile (tp 1, fp 0.11, fn 1), raw score of this file",
         "models": [{**asdict(r), "n_false_positives": r.n_false_positives} for r in reports],
-        "rule_variants": list(variants),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -107,7 +107,7 @@ def broken_model(tmp_path) -> str:
     copy = tmp_path / "modelo" / version.name
     shutil.copytree(version, copy)
     description = json.loads((copy / "model.json").read_text())
-    del description["decision"]["memory"]
+    del description["decision"]["holdoff_s"]
     (copy / "model.json").write_text(json.dumps(description))
     return str(copy.parent)
 
@@ -118,7 +118,7 @@ def test_a_model_whose_rule_cannot_work_stops_make_up_naming_the_parameter(own_r
     started = subprocess.run([sys.executable, "-m", "infra.local", "--port", str(free_port())],
                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert started.returncode != 0
-    assert "decision.memory: record_level needs a number >= 1" in started.stderr
+    assert "decision.holdoff_s: record_events needs a number >= 0" in started.stderr
     assert "Traceback" not in started.stderr
 
 
@@ -129,5 +129,5 @@ def test_a_model_whose_rule_cannot_work_answers_500_naming_the_parameter(own_red
     request = EnvironBuilder(query_string="dato=70&format=json").get_request()
     answer = serve(Event(request, "/"), Context(), DETECTAR, services)
     assert answer["statusCode"] == 500
-    assert "decision.memory: record_level needs a number >= 1" in answer["body"]
+    assert "decision.holdoff_s: record_events needs a number >= 0" in answer["body"]
     assert own_redis.client().keys("*") == []  # nothing stored: the model loads before the store

@@ -5,8 +5,7 @@ The replaced system's calls must keep working unchanged: GET with `dato`, HTML a
 
 from __future__ import annotations
 
-
-from tests.conftest import seasoned
+import math
 
 WINDOW = 10
 
@@ -125,18 +124,17 @@ def test_detectar_judges_against_the_previous_window(api, redis_client):
     next_time = feed(api, history)
     answer = api.json("detectar", dato="71.0", timestamp=str(next_time)).json()
     assert answer["window"] == list(reversed(history))[:WINDOW]  # newest first
-    assert answer["anomaly"] is False  # a new sensor is still learning its normal error
+    assert answer["anomaly"] is False and answer["alert"] is False
     assert set(answer) >= {"sensor", "timestamp", "value", "anomaly", "predicted", "error",
                            "threshold", "window", "engine"}
     assert 68 < answer["predicted"] < 73 and answer["engine"] == "embedded"
     assert stored_values(redis_client)[-1] == 71.0
     state = redis_client.hgetall("mediciones/detector")
-    assert float(state[b"count"]) == 1.0  # the sensor's error statistics learnt this reading
+    assert float(state[b"n"]) == 1.0  # the sensor's statistics learnt this reading
 
 
 def test_detectar_html_says_true_in_red_or_false_in_green(api, redis_client):
     next_time = feed(api, [70.0] * WINDOW)
-    seasoned(redis_client)
     normal = api.get("detectar", dato="70.0", timestamp=str(next_time))
     assert 'class="verdict false">FALSE' in normal.text
     assert ".false{color:#2e7d32}" in normal.text and ".true{color:#c62828}" in normal.text
@@ -145,25 +143,36 @@ def test_detectar_html_says_true_in_red_or_false_in_green(api, redis_client):
     assert "answered by" in huge and api.json("listar").json()["total"] == WINDOW + 2
 
 
-def test_detectar_says_why_a_reading_beyond_the_range_was_not_flagged(api, redis_client):
-    """A new sensor is learning; right after an alarm the hold-off runs; past it, a reading
-    still beyond the range belongs to the excursion already flagged. Each FALSE says so."""
-    next_time = feed(api, [70.0] * WINDOW)
-    learning = api.json("detectar", dato="95", timestamp=str(next_time)).json()
-    assert learning["anomaly"] is False and learning["note"].startswith("learning: the sensor has 0 of")
-    seasoned(redis_client)
-    assert api.json("detectar", dato="95", timestamp=str(next_time + 300_000)).json()["anomaly"]
-    held = api.json("detectar", dato="96", timestamp=str(next_time + 600_000)).json()
-    assert held["anomaly"] is False and held["error"] > held["threshold"]
-    assert "hold-off after the last alarm (288 readings left)" in held["note"]
-    redis_client.hset("mediciones/detector", "holdoff", 0.0)
-    page = api.get("detectar", dato="97", timestamp=str(next_time + 900_000)).text
-    assert 'class="verdict false">FALSE' in page
-    assert "part of the excursion already flagged: the high side alarms again" in page
-    feed(api, [70.0] * WINDOW, sensor="tranquilo")
-    seasoned(redis_client, "tranquilo")
-    calm = api.json("detectar", dato="70", sensor="tranquilo", timestamp=str(next_time)).json()
-    assert calm["anomaly"] is False and "note" not in calm
+def test_a_new_sensor_flags_a_gross_departure_from_its_first_judgement(api, redis_client):
+    """Ten readings around 80, then 250: TRUE at once (the replaced system's judgement from
+    the first full window), an alert, and the answer says which parts are still learning."""
+    next_time = feed(api, [80.0, 80.3, 79.8, 80.1, 80.2, 79.9, 80.0, 80.4, 79.7, 80.1])
+    calm = api.json("detectar", dato="80.2", timestamp=str(next_time)).json()
+    assert calm["anomaly"] is False and calm["alert"] is False and "note" not in calm
+    assert any("only gross departures flag" in part for part in calm["learning"])
+    gross = api.json("detectar", dato="250", timestamp=str(next_time + 300_000)).json()
+    assert gross["anomaly"] is True and gross["alert"] is True and gross["kinds"] == ["high"]
+    page = api.get("detectar", dato="260", timestamp=str(next_time + 600_000)).text
+    assert 'class="verdict true">TRUE' in page and "Still learning:" in page
+
+
+def test_a_reading_of_an_event_already_paged_is_true_without_a_new_alert(api, redis_client):
+    """Past its day of learning, a record high alerts; the next reading, a little further,
+    is TRUE in red too, says which event it belongs to, and pages no one."""
+    start, step = 1_700_000_000_000, 300_000
+    for i in range(WINDOW + 300):  # a day and a bit of judged readings, around 100
+        value = 100.0 + 5.0 * math.sin(i / 12.0)
+        assert api.json("detectar", dato=repr(value), timestamp=str(start + i * step)).status_code == 200
+    next_time = start + (WINDOW + 300) * step
+    first = api.json("detectar", dato="112.5", timestamp=str(next_time)).json()
+    assert first["anomaly"] is True and first["alert"] is True and first["learning"] == []
+    second = api.json("detectar", dato="115", timestamp=str(next_time + step)).json()
+    assert second["anomaly"] is True and second["alert"] is False
+    assert second["note"].startswith("high: part of the event alerted at")
+    page = api.get("detectar", dato="115.5", timestamp=str(next_time + 2 * step)).text
+    assert 'class="verdict true">TRUE' in page and "part of the event alerted at" in page
+    marks = api.json("listar", count="3").json()["readings"]
+    assert [(r["anomaly"], r["alert"]) for r in marks] == [(True, False), (True, False), (True, True)]
 
 
 def test_pages_show_times_in_utc_with_two_decimals_and_link_the_history(api, redis_client):
@@ -190,11 +199,10 @@ def test_listar_says_what_it_shows_of_a_range_and_caps_its_table(api, redis_clie
 
 def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
     next_time = feed(api, [70.0] * WINDOW)
-    seasoned(redis_client)
     verdict = api.json("detectar", dato="95", timestamp=str(next_time)).json()
     assert verdict["anomaly"] is True and verdict["error"] > verdict["threshold"]
     listed = api.json("listar").json()["readings"]
-    assert listed[0] == {"timestamp": next_time, "value": 95.0, "anomaly": True}
+    assert listed[0] == {"timestamp": next_time, "value": 95.0, "anomaly": True, "alert": True}
     assert not any(r["anomaly"] for r in listed[1:])
     page = api.get("listar").text
     assert "<svg" in page and "<script" not in page

@@ -6,10 +6,13 @@ import math
 import numpy as np
 import pytest
 
+from models.train import DECISION as SHIPPED
 from shared import rules
-from shared.serving.description import description_from_dict, REFERENCE_DESCRIPTION
+from shared.rules import Observed
+from shared.serving.description import REFERENCE_DESCRIPTION, description_from_dict
 
 ABS = {"rule": "abs_error", "threshold": 9.233296204297654}
+RULE = rules.build(SHIPPED)
 
 
 def judge(decision, value, predicted, state, threshold_override=None):
@@ -37,23 +40,28 @@ def test_abs_error_is_the_replaced_rule():
 def test_unknown_rule_and_non_finite_state_are_refused():
     with pytest.raises(ValueError, match="decision.rule: unknown rule 'nope'"):
         rules.build({"rule": "nope"})
-    with pytest.raises(ValueError, match="'level_mean' is not a finite number"):
-        judge(RL, 1.0, 1.0, {"count": 3.0, "level_mean": math.inf})
+    with pytest.raises(ValueError, match="'gvar' is not a finite number"):
+        RULE.judge(Observed(1.0, 1.0, 0, (1.0,) * 10), {"n": 3.0, "gvar": math.inf})
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"memory": None}, "decision.memory"), ({"memory": 0}, "decision.memory"),
-    ({"min_count": -1}, "decision.min_count"), ({"holdoff": "day"}, "decision.holdoff"),
-    ({"block": 0}, "decision.block"), ({"blocks": 2.5}, "decision.blocks"),
-    ({"sides": "up"}, "decision.sides"), ({"test": "model"}, "decision.test"),
-    ({"threshold": -1.0}, "decision.threshold"), ({"threshold": math.inf}, "decision.threshold")])
+    ({"holdoff_s": None}, "decision.holdoff_s"), ({"holdoff_s": "day"}, "decision.holdoff_s"),
+    ({"learning_s": -1}, "decision.learning_s"), ({"fast_s": 0}, "decision.fast_s"),
+    ({"profile_bin_s": 7}, "decision.profile_bin_s"), ({"fast_days": 2.5}, "decision.fast_days"),
+    ({"range_days": 0}, "decision.range_days"), ({"escalation": 0.5}, "decision.escalation"),
+    ({"threshold": 0.0}, "decision.threshold"), ({"threshold": math.inf}, "decision.threshold")])
 def test_a_rule_that_cannot_work_does_not_build_and_the_error_names_the_parameter(change, named):
-    decision = {key: value for key, value in {**RL, **change}.items() if value is not None}
+    decision = {key: value for key, value in {**SHIPPED, **change}.items() if value is not None}
     with pytest.raises(ValueError, match=named):
         rules.build(decision)
     # ... nor does a model description naming it: the model fails to load, not per reading
     with pytest.raises(ValueError, match=named):
         description_from_dict({**REFERENCE_DESCRIPTION, "decision": decision})
+
+
+def test_threshold_must_leave_something_to_flag():
+    with pytest.raises(ValueError, match="THRESHOLD: record_events needs a number > 0"):
+        rules.build(SHIPPED, threshold_override=0.0)
 
 
 def test_abs_error_needs_its_threshold():
@@ -62,172 +70,132 @@ def test_abs_error_needs_its_threshold():
     assert rules.build({"rule": "abs_error"}, threshold_override=3.0).threshold == 3.0
 
 
-RL = {"rule": "record_level", "threshold": 0.0, "sides": "both", "memory": 8640, "block": 10,
-      "blocks": 3, "min_count": 20, "holdoff": 5}
 
 
-def levels(decision, values, state=None, override=None):
-    """record_level judges the readings themselves: feed values, the prediction is ignored."""
-    state = dict(state or {})
-    out = []
-    for x in values:
-        d = judge(decision, value=x, predicted=0.0, state=state, threshold_override=override)
-        state = d.state
-        out.append(d)
+# record_events, the shipped rule, with the last reading as the model's prediction: what the
+# rule does with any prediction (the model's own part is tested end to end).
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+START = 1_700_000_006_000
+
+
+def stream(values, times, rule=RULE, state=None):
+    """Each reading after the first ten, judged against the ten before it."""
+    state, out = dict(state or {}), []
+    for i in range(10, len(values)):
+        window = tuple(float(v) for v in values[i - 10:i][::-1])
+        decision = rule.judge(Observed(float(values[i]), window[0], int(times[i]), window), state)
+        state = decision.state
+        out.append(decision)
     return out
 
 
-def test_record_level_state_is_floats_and_input_is_not_mutated():
-    state = levels(RL, 50.0 + noise(25))[-1].state
-    before = dict(state)
-    d = judge(RL, value=50.0, predicted=123.0, state=state)
-    assert state == before
-    assert set(d.state) == set(rules.build(RL).state_keys())
-    assert all(type(v) is float and math.isfinite(v) for v in d.state.values())
-    assert d.state["count"] == 26.0 and d.state["days"] == 2.0 and d.state["block_n"] == 6.0
+def oven(step_min, days, seed=0):
+    """A daily cycle of 80 +- 10 degrees with noise, one reading every `step_min` minutes."""
+    times = START + np.arange(int(days * 1440 / step_min)) * step_min * MINUTE
+    values = 80 + 10 * np.sin(2 * np.pi * (times % DAY) / DAY) + noise(len(times), seed) * 0.5
+    return times, values
 
 
-def test_record_level_range_is_the_last_blocks_plus_the_current_one_by_hand():
-    values = list(50.0 + noise(47, seed=2))
-    d = levels(RL, values)[-1]
-    blocks = [values[10:20], values[20:30], values[30:40], values[40:47]]  # first day forgotten
-    lo, hi = min(map(min, blocks)), max(map(max, blocks))
-    x = 80.0
-    nxt = judge(RL, value=x, predicted=50.0, state=d.state)
-    assert nxt.error == pytest.approx(x - hi) and nxt.anomaly
-    low = judge(RL, value=lo - 0.5, predicted=lo - 0.5, state=d.state)
-    assert low.error == pytest.approx(0.5) and low.anomaly
-    inside = judge(RL, value=(lo + hi) / 2, predicted=0.0, state=d.state)
-    assert not inside.anomaly and inside.error < 0 and inside.threshold == 0.0
+def flat(step_min, days, sd=2.0, seed=0):
+    """A sensor at 80 degrees with noise of `sd`, one reading every `step_min` minutes."""
+    times = START + np.arange(int(days * 1440 / step_min)) * step_min * MINUTE
+    return times, 80 + noise(len(times), seed) * sd
 
 
-def test_record_level_one_excursion_one_alarm_and_rearms_at_the_level():
-    base = list(50.0 + noise(40, seed=1))
-    # a slow ramp down far below the range: alarms once, not again while it stays low
-    ramp = [45.0 - k for k in range(15)]
-    flags = [d.anomaly for d in levels(RL, base + ramp)][40:]
-    assert sum(flags) == 1 and flags.index(True) < 5
-    # still low: a new record but no new alarm; back at the running level, then a new
-    # record low: a second alarm
-    low = [d.anomaly for d in levels(RL, base + ramp + [20.0])]
-    assert sum(low[40:]) == 1
-    again = [d.anomaly for d in levels(RL, base + ramp + [50.0] * 3 + [20.0])]
-    assert sum(again[40:]) == 2 and again[-1]
+def at(times, hours):
+    """The row of the first reading at or after `hours` from the start."""
+    return int(np.searchsorted(times, START + hours * HOUR))
 
 
-def test_record_level_min_count_holdoff_sides_and_override():
-    base = list(50.0 + noise(40, seed=4))
-    early = levels({**RL, "min_count": 1000}, base + [0.0])
-    assert not early[-1].anomaly
-    lows = [d.anomaly for d in levels(RL, base + [0.0, 50.0, 100.0])]
-    assert lows[40] and not lows[42]                       # the high is held off (5 readings)
-    assert levels({**RL, "holdoff": 0}, base + [0.0, 50.0, 100.0])[42].anomaly
-    assert not levels({**RL, "sides": "high"}, base + [0.0])[-1].anomaly
-    assert not levels({**RL, "sides": "low"}, base + [100.0])[-1].anomaly
-    assert not levels(RL, base + [min(base) - 1.0], override=2.0)[-1].anomaly
-    assert levels(RL, base + [min(base) - 3.0], override=2.0)[-1].threshold == 2.0
+def alerts_at(times, decisions):
+    return [round((times[i + 10] - START) / HOUR, 1) for i, d in enumerate(decisions) if d.alert]
 
 
-def test_record_level_is_scale_free():
-    series = list(noise(60, seed=7)) + [-6.0, 0.0, 0.0, 7.0] + list(noise(30, seed=8))
-    small = [d.anomaly for d in levels({**RL, "holdoff": 0}, series)]
-    large = [d.anomaly for d in levels({**RL, "holdoff": 0}, [40.0 * x + 300.0 for x in series])]
-    assert small == large and any(small)
+def test_cold_start_a_gross_departure_is_true_from_the_first_judgement():
+    values = list(80 + noise(10, seed=1) * 0.3)
+    times = START + np.arange(11) * 5 * MINUTE
+    first = stream(values + [250.0], times)[0]
+    assert first.anomaly and first.alert and first.kinds == ("high",)
+    assert first.learning and "only gross departures flag" in first.learning[0]
+    assert stream(values + [40.0], times)[0].kinds == ("low",)
+    calm = stream(values + [80.4], times)[0]
+    assert not calm.anomaly and not calm.alert and calm.note is None
 
 
-def test_record_level_false_alarm_rate_is_that_of_a_record():
-    """Independent readings: a record of n previous ones has probability 1/(n+1) per side;
-    with the re-arming, far fewer alarms than readings beyond the range."""
-    decision = {**RL, "block": 100, "blocks": 10, "min_count": 1100, "holdoff": 0}
-    decisions = levels(decision, noise(20_000, seed=9))[1100:]
-    beyond = np.mean([d.error > 0 for d in decisions])
-    assert 1 / 1100 < beyond < 4 / 1000                    # about 2/(n+1), n 1000..1100
-    assert np.mean([d.anomaly for d in decisions]) <= beyond
+@pytest.mark.parametrize("step_min", [1, 5, 30])
+def test_time_scales_are_durations_whatever_the_cadence(step_min):
+    """A spike, a drop 10 h later, a spike the next day: each a new event (the drop is the
+    other side, the next day is past the 12-hour hold-off), at one reading a minute, every
+    5 minutes or every half hour alike; a second spike 2 h after the first pages no one."""
+    times, values = oven(step_min, 6)
+    span = max(1, 20 // step_min)
+    for hours, change, length in ((72, 40.0, span), (74, 40.0, span),
+                                  (82, -40.0, max(1, 60 // step_min)), (98, 45.0, span)):
+        values[at(times, hours):at(times, hours) + length] += change
+    decisions = stream(values, times)
+    hours = alerts_at(times, decisions)
+    assert [h for h in hours if h >= 72] == pytest.approx([72, 82, 98], abs=0.6)
+    repeat = decisions[at(times, 74) - 10]
+    assert repeat.anomaly and not repeat.alert and "part of the event alerted at" in repeat.note
 
 
-RP = {**RL, "test": "prediction"}
-RB = {**RL, "test": "both"}
-RE = {**RL, "test": "either"}
+@pytest.mark.parametrize("step_min", [1, 30])
+def test_learning_is_a_day_whatever_the_cadence(step_min):
+    """A record that is not gross waits for a day of learning, not for a count of readings."""
+    times, values = flat(step_min, 3)
+    for hours, value in ((12, 90.0), (36, 95.0)):  # beyond the range, not 10 scales beyond it
+        values[at(times, hours)] = value
+    decisions = stream(values, times)
+    early, late = decisions[at(times, 12) - 10], decisions[at(times, 36) - 10]
+    assert not early.anomaly and early.learning
+    assert late.anomaly and late.alert and late.kinds == ("high",)
 
 
-def settled_range(seed):
-    """A record_level state after 40 noisy readings around 50 (3 blocks, no hold-off) and
-    its range (lo, hi)."""
-    state = {**levels(RL, list(50.0 + noise(40, seed=seed)))[-1].state, "holdoff": 0.0}
-    lo = min(state[f"lo_{k}"] for k in range(3))
-    hi = max(state[f"hi_{k}"] for k in range(3))
-    return state, lo, hi
+def test_one_alarm_does_not_hide_the_next_event_and_its_readings_stay_true():
+    times, values = oven(5, 5)
+    start = at(times, 60)
+    values[start], values[start + 1] = 112.5, 115.0   # a record, then a little further
+    values[start + 2] = 400.0                        # much further: a new page
+    decisions = stream(values, times)
+    first, second, third = (decisions[start - 10 + k] for k in range(3))
+    assert first.anomaly and first.alert
+    assert second.anomaly and not second.alert       # TRUE, part of the event already paged
+    assert "high: part of the event alerted at" in second.note and "4 times as far" in second.note
+    assert third.anomaly and third.alert             # 4 times the departure: pages again
 
 
-def test_record_level_either_alarms_on_the_reading_or_the_models_forecast():
-    state, lo, hi = settled_range(seed=13)
-    mid = (lo + hi) / 2
-
-    def verdict(value, predicted):
-        return judge(RE, value=value, predicted=predicted, state=state)
-
-    assert verdict(lo - 5.0, mid).anomaly                     # the reading alone
-    assert verdict(mid, hi + 2.0).anomaly                     # the model's forecast alone
-    assert verdict(lo - 1.0, lo - 4.0).error == pytest.approx(4.0)  # the farther one counts
-    assert not verdict(mid, mid).anomaly
-
-
-def test_record_level_prediction_test_lets_the_model_decide():
-    """Same state, same reading: only the model's prediction changes the verdict."""
-    state, lo, hi = settled_range(seed=11)
-    inside, below, above = (lo + hi) / 2, lo - 2.0, hi + 3.0
-    for value in (inside, below, above):
-        flag = judge(RP, value=value, predicted=below, state=state)
-        assert flag.anomaly and flag.error == pytest.approx(2.0)
-        calm = judge(RP, value=value, predicted=inside, state=state)
-        assert not calm.anomaly and calm.error < 0
-    high = judge(RP, value=inside, predicted=above, state=state)
-    assert high.anomaly and high.error == pytest.approx(3.0)
-    # the round 3 rule (default test "reading") ignores the prediction
-    for predicted in (inside, below, above):
-        assert not judge(RL, value=inside, predicted=predicted,
-                                state=state).anomaly
-    # the range and the level are kept over the readings whatever is tested
-    kept = [k for k in state if k not in ("armed_low", "armed_high", "holdoff")]
-    by_prediction = judge(RP, value=inside, predicted=below, state=state)
-    by_reading = judge(RL, value=inside, predicted=below, state=state)
-    assert {k: by_prediction.state[k] for k in kept} == {k: by_reading.state[k] for k in kept}
+def test_a_gap_irregular_steps_and_repeated_timestamps_are_judged():
+    times, values = oven(5, 4)
+    times = times.copy()
+    times[600:] += 10 * DAY                                    # ten days without readings
+    times[700:] += np.cumsum(np.random.default_rng(2).integers(0, 20, len(times) - 700)) * MINUTE
+    times[800] = times[799]                                    # a repeated timestamp
+    decisions = stream(values, times)
+    assert all(math.isfinite(v) for d in decisions for v in d.state.values())
+    before, repeated = decisions[799 - 10].state, decisions[800 - 10].state
+    for key in ("m_fast", "m_slow", "gvar", "tvar"):          # no time passed: nothing decays
+        assert repeated[key] == before[key]
+    assert repeated["n"] == before["n"] + 1
 
 
-def test_record_level_both_needs_reading_and_prediction_beyond_on_the_same_side():
-    state, lo, hi = settled_range(seed=12)
-    mid = (lo + hi) / 2
-
-    def verdict(value, predicted):
-        return judge(RB, value=value, predicted=predicted, state=state)
-
-    assert not verdict(lo - 5.0, mid).anomaly                 # a lone reading: no alarm
-    assert not verdict(mid, lo - 5.0).anomaly                 # the model alone: no alarm
-    assert not verdict(lo - 5.0, hi + 5.0).anomaly            # opposite sides: no alarm
-    both = verdict(lo - 5.0, lo - 1.0)
-    assert both.anomaly and both.error == pytest.approx(1.0)  # the smaller excess
-    assert verdict(hi + 1.0, hi + 4.0).error == pytest.approx(1.0)
+def test_record_events_is_scale_free_and_never_mutates_its_input():
+    times, values = oven(5, 4, seed=3)
+    values[at(times, 50)] += 30.0
+    small = [(d.anomaly, d.alert) for d in stream(values, times)]
+    large = [(d.anomaly, d.alert) for d in stream(values * 40.0 + 300.0, times)]
+    assert small == large and any(alert for _, alert in small)
+    state = stream(values, times)[-1].state
+    frozen = dict(state)
+    decision = RULE.judge(Observed(80.0, 80.0, int(times[-1]) + 5 * MINUTE, (80.0,) * 10), state)
+    assert state == frozen and all(type(v) is float for v in decision.state.values())
+    assert len(decision.state) < 200   # a few KB as a Redis hash
 
 
-def test_record_level_prediction_one_excursion_one_alarm_rearms_on_readings():
-    state = {**levels(RL, list(50.0 + noise(40, seed=13)))[-1].state, "holdoff": 0.0}
-    level = state["level_mean"]
-    flags = []
-    for value in (level - 3.0, level - 3.0, level + 3.0, level - 3.0):
-        d = judge({**RP, "holdoff": 0}, value=value, predicted=10.0,
-                         state=state)
-        state, flags = d.state, flags + [d.anomaly]
-    # the model keeps predicting a record low: one alarm, then none while the readings stay
-    # below the running level; a reading back above it re-arms the low side
-    assert flags == [True, False, True, False]
-
-
-def test_record_level_says_when_the_warm_up_or_the_hold_off_kept_it_quiet():
-    young = judge(RL, value=50.0, predicted=50.0, state={})
-    assert not young.anomaly and young.note.startswith("learning: the sensor has 0 of the 20")
-    calm = levels(RL, list(50.0 + noise(40, seed=5)))[-1]
-    assert calm.note is None
-    held = judge(RL, value=50.0, predicted=50.0, state={**calm.state, "holdoff": 7.0})
-    assert held.note is None  # nothing beyond the threshold: nothing to explain
-    spike = judge(RL, value=500.0, predicted=50.0, state={**calm.state, "holdoff": 7.0})
-    assert not spike.anomaly and "hold-off after the last alarm (7 readings left)" in spike.note
+def test_threshold_scales_what_flags_a_learned_test():
+    times, values = flat(5, 3)
+    values[at(times, 40)] = 95.0
+    row = at(times, 40) - 10
+    assert stream(values, times)[row].anomaly
+    strict = rules.build(SHIPPED, threshold_override=100.0)  # a whole span beyond the range
+    assert not stream(values, times, strict)[row].anomaly
+    assert stream(values, times, strict)[row].threshold == 100.0

@@ -60,11 +60,12 @@ def test_a_window_is_short_while_the_sensor_is_new(store):
 
 def test_detector_state_and_anomaly_marks_are_kept(store):
     store.add("s1", Reading(1.0, 1_000))
-    store.record_verdict("s1", 1_000, 1.0, True, {}, {"mean": 1.5, "n": 3.0})
+    store.record_verdict("s1", 1_000, 1.0, True, True, {}, {"mean": 1.5, "n": 3.0})
     stored = store.add_and_window("s1", Reading(2.0, 2_000), size=10)
     assert stored.state == {"mean": 1.5, "n": 3.0}
+    store.record_verdict("s1", 2_000, 2.0, True, False, stored.state, {**stored.state, "n": 4.0})
     history = store.history("s1", HistoryQuery(10, "-", "+"))
-    assert history.anomalies == {1_000}
+    assert history.anomalies == {1_000, 2_000} and history.alerts == {1_000}
     assert history.total == 2
 
 
@@ -80,7 +81,7 @@ def test_history_is_newest_first_bounded_and_ranged(store):
 
 def test_history_of_an_unknown_sensor_is_empty(store):
     history = store.history("nobody", HistoryQuery(10, "-", "+"))
-    assert (history.total, history.readings, history.anomalies) == (0, [], set())
+    assert (history.total, history.readings, history.anomalies, history.alerts) == (0, [], set(), set())
 
 
 def test_a_batch_is_stored_in_one_go_and_conflicts_are_reported(store, redis_client):

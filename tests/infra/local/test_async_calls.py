@@ -54,7 +54,8 @@ def test_a_queued_reading_is_stored_and_its_answer_called_back(api, redis_client
     call_id = answer.headers["X-Call-Id"]
     assert call_id
     listed = wait_stored(api, "cola", 1)
-    assert listed["readings"] == [{"timestamp": 1_700_000_000_000, "value": 21.5, "anomaly": False}]
+    assert listed["readings"] == [{"timestamp": 1_700_000_000_000, "value": 21.5, "anomaly": False,
+                                   "alert": False}]
     headers, sent = callback.received.get(timeout=5)
     assert json.loads(sent) == {"sensor": "cola", "timestamp": 1_700_000_000_000, "value": 21.5}
     assert headers["X-Function-Status"] == "200" and headers["X-Function-Name"] == "nuevo"

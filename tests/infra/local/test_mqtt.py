@@ -162,7 +162,7 @@ def test_messages_reach_nuevo_and_detectar_and_are_judged(mqtt, redis_client):
     assert values(redis_client, "horno-1")[-1] == 70.5
     # detectar judged it against the 10 readings before it: the detector learnt one residual.
     # (A flagged reading end to end: tests/infra/simulator/test_simulator.py, whose spike detectar catches.)
-    assert float(redis_client.hget("horno-1/detector", "count")) == 1
+    assert float(redis_client.hget("horno-1/detector", "n")) == 1
 
 
 def test_a_malformed_message_stores_nothing_and_the_next_one_arrives(mqtt, redis_client):
