@@ -213,8 +213,8 @@ def build(args, run_id: str, rule: dict[str, Any]) -> tuple[list[SensorSeries], 
     warnings = []
     if warmup < needed:
         warnings.append(f"warm-up of {warmup} readings is shorter than the {needed} the model's rule "
-                        f"needs ({rule['min_count']} judged readings after the first {rule['window']}): "
-                        "anomalies before that cannot be flagged")
+                        f"needs (it learns for {rule['min_count']} readings after the first "
+                        f"{rule['window']}): only gross anomalies before that can be flagged")
     plan = Plan(warmup=warmup, tolerance=args.tolerance, holdoff=rule["holdoff"], gap=args.gap)
     names = sensor_names(args.sensor_prefix, run_id, args.sensors)
     source: dict[str, Any] = {"mode": "generated", "seed": args.seed}

@@ -8,9 +8,9 @@ Two sources, one shape (`SensorSeries`):
 
 Readings are sent with explicit timestamps on a simulated cadence (5 minutes, NAB's),
 ending now, so a run of minutes looks like days of real time to the model. Anomalies are
-placed after a warm-up (the model alarms only once a sensor's detector has judged
-`min_count` readings) and far enough apart that the hold-off after one alarm (`holdoff`
-readings) is over before the next anomaly starts.
+placed after a warm-up (the rule learns a sensor for its `learning_s` first) and far enough
+apart that the hold-off after one alert (its `holdoff_s`, in readings at the cadence) is over
+before the next anomaly starts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decision rules (shared/rules.py): abs_error (the replaced system's) and record_level,
+"""Decision rules (shared/rules.py): abs_error (the replaced system's) and record_events,
 their parameters checked when the rule is built."""
 
 import math

@@ -249,7 +249,7 @@ def test_the_legend_hides_no_reading():
     from models.evaluation.plot import evaluation_figure
 
     series = series_of(synthetic_values(), [WINDOW_ROWS])
-    figure = evaluation_figure(series, [quiet_report(series, "record_level")] * 2)
+    figure = evaluation_figure(series, [quiet_report(series, "record_events")] * 2)
     try:
         figure.canvas.draw()   # lays the figure out
         for axis in figure.axes:
