@@ -112,6 +112,8 @@ def test_openfaas_has_basic_auth_on_and_the_functions_network():
     network = stack["networks"]["functions"]
     assert network["driver"] == "overlay" and network["attachable"] is True
     assert network["labels"] == {"openfaas": "true"}
+    # faas-cli calls /function/<fn>.openfaas-fn: Docker's DNS resolves <service>.<network>
+    assert network["name"] == "openfaas-fn"
     for name in ("gateway", "faas-swarm", "prometheus", "alertmanager"):
         assert "functions" in stack["services"][name]["networks"]
 
@@ -146,7 +148,7 @@ def test_data_services_join_the_functions_network_by_name():
         networks = load_yaml(path).get("networks") or {}
         for key, spec in networks.items():
             if spec.get("external"):
-                assert spec["name"] == "func_functions", f"{path.name}: {key}"
+                assert spec["name"] == "openfaas-fn", f"{path.name}: {key}"
     services = _data_services()
     for name in ("redis", "serving", "grafana"):
         assert name in services, f"no {name} service"
