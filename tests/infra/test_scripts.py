@@ -192,11 +192,86 @@ def test_a_registry_pushes_and_a_multi_node_swarm_needs_one(host):
     assert up and "--skip-push" not in up[-1]
 
 
-def test_docker_29_gets_the_newer_api_version_for_faas_swarm(host):
-    result = host.run(DEPLOY_SH, FAKE_ENGINE_VERSION="29.0.1")
+@pytest.mark.parametrize("engine, min_api, expected", [
+    ("28.2.2", "1.24", "1.30"),   # the version faas-swarm was written against
+    ("29.0.1", "1.44", "1.44"),   # 29.0 refuses clients below 1.44
+    ("29.7.2", "1.40", "1.40"),   # a later 29.x lowered its minimum
+    ("20.10.24", "1.12", "1.30"),
+])
+def test_faas_swarm_speaks_the_oldest_api_the_engine_accepts_from_1_30(host, engine, min_api, expected):
+    result = host.run(DEPLOY_SH, FAKE_ENGINE_VERSION=engine, FAKE_ENGINE_MIN_API=min_api)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1.44" in result.stderr
-    assert re.search(r'DOCKER_API_VERSION: "?1\.44', (host.state / "stacks" / "func").read_text())
+    assert f"faas-swarm uses API {expected}" in result.stdout
+    assert re.search(rf'DOCKER_API_VERSION: "?{re.escape(expected)}"?\n',
+                     (host.state / "stacks" / "func").read_text())
+
+
+def _nothing_deployed(host) -> bool:
+    return not any(re.match(r"docker (swarm init|stack deploy|secret create)", c) for c in host.calls())
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FAKE_FAAS_CLI_VERSION": "0.17.4"}, "faas-cli 0.17.4 cannot pull the template"),
+    ({"FAKE_FAAS_CLI_VERSION": "dev"}, "cannot tell faas-cli's version"),
+    ({"FAKE_ENGINE_VERSION": "19.03.8"}, "Docker Engine 19.03.8 is older than 20.10"),
+    ({"FAAS_SWARM_DOCKER_API_VERSION": "1.30", "FAKE_ENGINE_MIN_API": "1.44"},
+     "faas-swarm cannot use Docker API 1.30: this engine accepts 1.44 to 1.50"),
+])
+def test_every_tool_and_version_is_checked_before_anything_is_deployed(host, env, message):
+    result = host.run(DEPLOY_SH, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert _nothing_deployed(host)
+
+
+def _tasks(host, target: str, *lines: str) -> None:
+    (host.state / "tasks").mkdir(exist_ok=True)
+    (host.state / "tasks" / target).write_text("".join(f"{line}\n" for line in lines))
+
+
+def _replicas(host, stack: str, *lines: str) -> None:
+    (host.state / "replicas").mkdir(exist_ok=True)
+    (host.state / "replicas" / stack).write_text("".join(f"{line}\n" for line in lines))
+
+
+def test_a_rejected_task_stops_the_deploy_at_once_with_its_error(host):
+    _replicas(host, "func", "func_gateway 1/1", "func_queue-worker 0/1")
+    _tasks(host, "func",
+           'func_queue-worker.1|Rejected 1 second ago|"No such image: openfaas/queue-worker:0.11.2"',
+           'func_queue-worker.1|Rejected 6 seconds ago|"No such image: openfaas/queue-worker:0.11.2"')
+    result = host.run(DEPLOY_SH, DEPLOY_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "service func_queue-worker: task rejected" in result.stderr
+    assert "No such image: openfaas/queue-worker:0.11.2" in result.stderr
+    assert "*_IMAGE" in result.stderr  # what to do
+    assert sum(c.startswith("docker stack ps func") for c in host.calls()) == 1, "no waiting"
+
+
+def test_a_task_failing_again_and_again_stops_the_deploy_with_its_error(host):
+    _replicas(host, "func", "func_gateway 0/1")
+    _tasks(host, "func", "func_gateway.1|Starting 1 second ago|",
+           *['func_gateway.1|Failed 5 seconds ago|"task: non-zero exit (1)"'] * 3)
+    result = host.run(DEPLOY_SH, DEPLOY_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "service func_gateway: task failed 3 times" in result.stderr
+    assert "docker service logs func_gateway" in result.stderr
+
+
+def test_services_with_no_replicas_and_old_failures_of_ready_ones_do_not_hold_the_deploy(host):
+    _replicas(host, "func", "func_gateway 1/1", "func_prometheus 0/0", "func_alertmanager 0/0")
+    # the gateway failed while NATS was starting, then came up: not a reason to stop
+    _tasks(host, "func", "func_gateway.1|Running 1 minute ago|",
+           *['func_gateway.1|Failed 2 minutes ago|"task: non-zero exit (1)"'] * 3)
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_function_whose_image_is_missing_stops_the_deploy_naming_it(host):
+    _tasks(host, "nuevo", 'nuevo.1|Rejected 2 seconds ago|"No such image: anomalias/nuevo:0.1.0"')
+    result = host.run(DEPLOY_SH, FAKE_CONTENT_TYPE="text/plain; charset=utf-8",
+                      DEPLOY_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "service nuevo: task rejected" in result.stderr and "REGISTRY" in result.stderr
 
 
 def test_deploy_waits_for_the_functions_not_the_gateways_own_answers(host):
