@@ -210,6 +210,32 @@ config_version() {
     sha256sum "$1" | cut -c1-12
 }
 
+# --- images we build: tagged with a hash of what goes in, so a change rolls the service ----------
+files_version() {
+    sha256sum "$@" | cut -c1-64 | sha256sum | cut -c1-12
+}
+
+build_image() {  # build_image IMAGE DOCKERFILE CONTEXT
+    say "docker build $1 ($2)"
+    docker build -q -t "$1" -f "$2" "$3" >/dev/null || die "building $1 failed (the build's error is above)"
+    if [ -n "${REGISTRY:-}" ]; then
+        docker push -q "$1" >/dev/null || die "pushing $1 to $REGISTRY failed (docker login?)"
+    fi
+}
+
+# The MQTT bridge (infra/mqtt_bridge.py) and Grafana with its plugin baked in, unless the
+# caller names images of their own (MQTT_BRIDGE_IMAGE, GRAFANA_IMAGE).
+build_images() {
+    local prefix="${REGISTRY:-anomalias}"
+    if [ -z "${MQTT_BRIDGE_IMAGE:-}" ]; then
+        local bridge="$SWARM_DIR/mqtt-bridge/Dockerfile"
+        MQTT_BRIDGE_IMAGE="$prefix/mqtt-bridge:$(files_version "$bridge" "$ROOT/requirements/mqtt-bridge.txt" \
+            "$ROOT/shared/signing.py" "$ROOT/infra/mqtt_bridge.py")"
+        build_image "$MQTT_BRIDGE_IMAGE" "$bridge" "$ROOT"
+    fi
+    export MQTT_BRIDGE_IMAGE
+}
+
 export_config_versions() {
     PROMETHEUS_CONFIG_VERSION="$(config_version "$SWARM_DIR/prometheus/prometheus.yml")"
     PROMETHEUS_RULES_VERSION="$(config_version "$SWARM_DIR/prometheus/alert.rules.yml")"
@@ -317,6 +343,7 @@ main() {
     ensure_node_label
     ensure_secrets
     export_config_versions
+    build_images
 
     say "deploying stack func (OpenFaaS) from infra/swarm/openfaas.yml"
     docker stack deploy --prune -c "$SWARM_DIR/openfaas.yml" func
@@ -347,9 +374,9 @@ main() {
         wait_function "$fn"
     done
 
-    # After the functions: the connector delivers retained messages as soon as it connects,
+    # After the functions: the bridge delivers retained messages as soon as it connects,
     # and a message that matches no function yet is dropped, not retried.
-    say "deploying stack mqtt (Mosquitto, OpenFaaS mqtt-connector) from infra/swarm/mqtt.yml"
+    say "deploying stack mqtt (Mosquitto, the MQTT bridge) from infra/swarm/mqtt.yml"
     docker stack deploy --prune -c "$SWARM_DIR/mqtt.yml" mqtt
     wait_stack mqtt
 

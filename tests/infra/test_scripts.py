@@ -132,6 +132,11 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
     # Config names carry a hash of their file, so edited files become new configs.
     deployed = (host.state / "stacks" / "data").read_text()
     assert re.search(r"name: anomalias_redis_conf_[0-9a-f]{12}", deployed)
+    # The images we build carry a hash of their inputs, and the stacks run those.
+    bridge = re.search(r"image: (anomalias/mqtt-bridge:[0-9a-f]{12})\n",
+                       (host.state / "stacks" / "mqtt").read_text())
+    assert bridge and bridge[1] in (host.state / "images").read_text().split()
+    assert _index(calls, r"^docker build -q -t anomalias/mqtt-bridge:") < func
 
     result = host.run(DOWN_SH)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -190,6 +195,8 @@ def test_a_registry_pushes_and_a_multi_node_swarm_needs_one(host):
     assert result.returncode == 0, result.stdout + result.stderr
     up = [c for c in host.calls() if c.startswith("faas-cli up")]
     assert up and "--skip-push" not in up[-1]
+    assert any(re.match(r"docker push -q registry\.example\.com/anomalias/mqtt-bridge:", c)
+               for c in host.calls())
 
 
 @pytest.mark.parametrize("engine, min_api, expected", [

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
+
+from shared.config import REPO_ROOT
 from tests.support import faas_cli
+from tests.support.stack import LocalStack
 
 
 def test_invoke_stores_a_bare_number_read_from_standard_input(api, redis_client):
@@ -54,3 +60,41 @@ def test_a_namespace_other_than_openfaas_fn_is_not_found(api):
     assert other.status_code == 404
     queued = api.http.post(f"{api.base}/async-function/nuevo.dev", data=b"1", timeout=10)
     assert queued.status_code == 404
+
+
+# --- with an API key, each write signed by `python3 -m shared.signing` (README) ------------
+KEY = "k3y-of-the-faas-cli-tests"
+
+
+@pytest.fixture(scope="module")
+def keyed(redis_server, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faas-cli")
+    (folder / "api-token").write_text(KEY + "\n")
+    with LocalStack(redis_server.port, folder, env={"API_TOKEN_FILE": str(folder / "api-token")}) as stack:
+        stack.key_file = folder / "api-token"
+        yield stack
+
+
+def signed_header(key_file, function: str, body: bytes, *query: str) -> dict[str, str]:
+    """--header "$(echo ... | python3 -m shared.signing --key-file F [--query k=v] FUNCTION)" """
+    args = [arg for q in query for arg in ("--query", q)]
+    run = subprocess.run([sys.executable, "-m", "shared.signing", "--key-file", str(key_file),
+                          *args, function], input=body, capture_output=True, check=True,
+                         cwd=REPO_ROOT)
+    name, _, value = run.stdout.decode().strip().partition(": ")  # faas-cli splits "Key: Value"
+    return {name: value}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_invoke_with_the_signature_the_readme_shows(keyed, redis_client, asynchronous):
+    body = b"25.4\n"
+    refused = faas_cli.invoke(keyed.base, "nuevo", body, query=[("sensor", "horno-3")])
+    assert refused.status == 401
+    headers = signed_header(keyed.key_file, "nuevo", body, "sensor=horno-3")
+    answer = faas_cli.invoke(keyed.base, "nuevo", body, query=[("sensor", "horno-3")],
+                             headers=headers, asynchronous=asynchronous)
+    assert answer.status == (202 if asynchronous else 200), answer.body
+    assert keyed.wait_total("horno-3", 1)["total"] == 1
+    judged = faas_cli.invoke(keyed.base, "detectar", b"30\n", query=[("sensor", "horno-3")],
+                             headers=signed_header(keyed.key_file, "detectar", b"30\n", "sensor=horno-3"))
+    assert judged.status == 200, judged.body

@@ -2,12 +2,11 @@
 
 The broker is amqtt on a free port; the stack is `python -m infra.local` with MQTT_BROKER
 set, over a copy of stack.yml that gives nuevo and detectar `topic` annotations, and with
-an API token, so the connector's way of carrying it (Basic auth) is exercised too.
+an API key, so every call the bridge makes must be signed (shared/signing.py).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
@@ -17,9 +16,8 @@ import yaml
 from werkzeug.datastructures import Headers, MultiDict
 
 from infra.local.functions import STACK_FILE
-from infra.local.mqtt import (BridgeConfigError, MqttBridge, basic_token_header, parse_broker,
-                              topic_map)
-from shared.endpoint import _token
+from infra.mqtt_bridge import BridgeConfigError, MqttBridge, parse_broker, topic_map
+from shared import signing
 from shared.errors import BadRequest
 from shared.params import merged_params, topic_sensor
 from tests.support.mqtt_broker import MqttBroker, publish
@@ -66,16 +64,11 @@ def test_topics_match_annotations_exactly_as_connector_sdk_does():
     assert bridge.deliver("planta/b/temperatura", b"1") == []
 
 
-def test_broker_urls_and_the_token_as_the_connector_sends_it():
+def test_broker_urls():
     assert (parse_broker("tcp://10.0.0.5:1884").host, parse_broker("mosquitto").port) == ("10.0.0.5", 1883)
     for bad in ("ws://h:80", "tcp://", "tcp://h:99999", "tcp://h:1883/x"):
         with pytest.raises(BridgeConfigError):
             parse_broker(bad)
-    header = basic_token_header(TOKEN)
-    assert base64.b64decode(header[6:]) == f"mqtt:{TOKEN}".encode()
-    assert _token(Headers({"Authorization": header})) == TOKEN
-    assert _token(Headers({"Authorization": "Basic !!!"})) == ""
-    assert _token(Headers({"Authorization": f"Bearer {TOKEN}"})) == TOKEN
 
 
 # --- end to end ----------------------------------------------------------------------------------
@@ -173,22 +166,25 @@ def test_a_malformed_message_stores_nothing_and_the_next_one_arrives(mqtt, redis
                  ("planta/otro/temperatura", b"25.0"),  # no function names this topic
                  ("planta/horno-2/temperatura", b"21.5"))
     wait_for(lambda: values(redis_client, "horno-2") == [21.5], "the good message")
-    assert sorted(k.decode() for k in redis_client.keys("*")) == ["horno-2"]
+    sensors = [k.decode() for k in redis_client.keys("*") if not k.startswith(b"/signatures/")]
+    assert sensors == ["horno-2"]
     log = mqtt.stack.log_path.read_text(errors="replace")
     assert log.count("planta/horno-1/temperatura -> detectar [400]") == len(bad)
     assert "planta/bad sensor!/temperatura -> detectar [400]" in log
     assert "no function has the topic annotation 'planta/otro/temperatura'" in log
 
 
-def test_the_bridge_needs_the_token_the_functions_require(mqtt, redis_client):
-    # Without the token a direct call is refused: the bridge's messages got in only with it.
+def test_the_bridge_signs_what_the_functions_require(mqtt, redis_client):
+    # Unsigned, a direct call is refused: the bridge's messages got in only signed.
     refused = mqtt.stack.http.post(mqtt.stack.url("detectar"), data=b"20",
                                    headers={"X-Topic": "planta/horno-1/temperatura"})
     assert refused.status_code == 401
     accepted = mqtt.stack.http.post(mqtt.stack.url("detectar"), data=b"20",
-                                    headers={"X-Topic": "planta/horno-1/temperatura",
-                                             "Authorization": basic_token_header(TOKEN, "any")})
+                                    headers={"X-Topic": "planta/horno-1/temperatura"},
+                                    auth=signing.SigningAuth(TOKEN.encode()))
     assert accepted.status_code == 200 and values(redis_client, "horno-1") == [20.0]
+    # and the key is in no line the bridge or the gateway logged
+    assert TOKEN not in mqtt.stack.log_path.read_text(errors="replace")
 
 
 def test_the_bridge_reconnects_after_a_broker_restart(mqtt, redis_client):
