@@ -7,19 +7,23 @@ an API key, so every call the bridge makes must be signed (shared/signing.py).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from werkzeug.datastructures import Headers, MultiDict
 
 from infra.local.functions import STACK_FILE
-from infra.mqtt_bridge import BridgeConfigError, MqttBridge, parse_broker, topic_map
+from infra.mqtt_bridge import BridgeConfigError, MqttBridge, gateway_topics, parse_broker, topic_map
 from shared import signing
 from shared.errors import BadRequest
 from shared.params import merged_params, topic_sensor
+from tests.support.http_server import http_server
 from tests.support.mqtt_broker import MqttBroker, publish
 from tests.support.stack import LocalStack
 
@@ -69,6 +73,52 @@ def test_broker_urls():
     for bad in ("ws://h:80", "tcp://", "tcp://h:99999", "tcp://h:1883/x"):
         with pytest.raises(BridgeConfigError):
             parse_broker(bad)
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    """The gateway's GET /system/functions (basic auth) and a /function/ that records calls."""
+    functions = [{"name": "detectar", "annotations": {"topic": "planta/a/temperatura"}},
+                 {"name": "listar", "annotations": None}]
+
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"admin:pw").decode()
+        body = json.dumps(self.functions).encode() if ok else b"unauthorized"
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.calls.append((self.path, dict(self.headers), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_on_swarm_the_topics_come_from_the_gateway_and_each_call_is_signed():
+    with http_server(_Gateway) as server:
+        server.calls = []
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        listing = requests.Session()
+        assert gateway_topics(listing, url, ("admin", "pw")) == {"planta/a/temperatura": ["detectar"]}
+        with pytest.raises(requests.HTTPError):
+            gateway_topics(listing, url, ("admin", "wrong"))
+        bridge = MqttBridge(parse_broker("tcp://127.0.0.1:1"), url, {}, key=TOKEN, asynchronous=True,
+                            topics_source=lambda: gateway_topics(listing, url, ("admin", "pw")))
+        assert bridge.deliver("planta/a/temperatura", b"25.5") == [("detectar", 200)]
+        path, headers, body = server.calls[0]
+        assert path == "/async-function/detectar" and body == b"25.5"
+        assert headers["X-Topic"] == "planta/a/temperatura"
+        signing.verify(headers[signing.HEADER], TOKEN.encode(), "detectar", [], body, 60_000)
+        assert TOKEN not in json.dumps(headers)
+        # the gateway gone: the last map is kept
+        bridge.topics_source = lambda: gateway_topics(listing, "http://127.0.0.1:1", ("a", "b"))
+        bridge._topics_read = float("-inf")
+        assert bridge.deliver("planta/a/temperatura", b"1")[0][0] == "detectar"
 
 
 # --- end to end ----------------------------------------------------------------------------------
