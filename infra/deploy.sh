@@ -8,6 +8,9 @@
 #      the model bind mount are pinned there);
 #   4. creates the Docker secrets that are missing (basic-auth-user/-password, redis-password,
 #      api-token, grafana-admin-password), values kept in infra/.secrets/ (0600, gitignored);
+#   4b. builds the images we ship (the MQTT bridge, Grafana with its plugin), tagged with a
+#      hash of their files, pushed when REGISTRY is set; MQTT_BRIDGE_IMAGE / GRAFANA_IMAGE
+#      name others instead;
 #   5. deploys stack `func` (OpenFaaS) then stack `data` (Redis, TF Serving, Grafana,
 #      visualizer), waiting for each to converge;
 #   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set);
@@ -22,7 +25,7 @@
 #   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600); a task that is
 #                         rejected (e.g. "No such image") or fails 3 times stops it at once
 #   FAAS_SWARM_DOCKER_API_VERSION, OPENFAAS_*_IMAGE, REDIS_IMAGE, SERVING_IMAGE,
-#   GRAFANA_IMAGE, VISUALIZER_IMAGE: see infra/swarm/*.yml and infra/README.md
+#   GRAFANA_IMAGE, MQTT_BRIDGE_IMAGE, VISUALIZER_IMAGE, *_PORT, PUBLISH_MODE: infra/README.md
 set -euo pipefail
 
 # shellcheck source=infra/common.sh
@@ -39,7 +42,7 @@ export MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
 
 
 usage() {
-    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -233,7 +236,12 @@ build_images() {
             "$ROOT/shared/signing.py" "$ROOT/infra/mqtt_bridge.py")"
         build_image "$MQTT_BRIDGE_IMAGE" "$bridge" "$ROOT"
     fi
-    export MQTT_BRIDGE_IMAGE
+    if [ -z "${GRAFANA_IMAGE:-}" ]; then
+        # fetches redis-datasource from grafana.com once, here; Grafana's starts need nothing
+        GRAFANA_IMAGE="$prefix/grafana:$(files_version "$INFRA/grafana/Dockerfile")"
+        build_image "$GRAFANA_IMAGE" "$INFRA/grafana/Dockerfile" "$INFRA/grafana"
+    fi
+    export MQTT_BRIDGE_IMAGE GRAFANA_IMAGE
 }
 
 export_config_versions() {
