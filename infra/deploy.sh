@@ -20,6 +20,8 @@
 #   REGISTRY              image prefix for the functions (e.g. registry.example.com/anomalias);
 #                         when set the images are pushed (needed on a multi-node swarm)
 #   SWARM_ADVERTISE_ADDR  address for `docker swarm init` on hosts with several addresses
+#   STACK_OVERRIDES       folders of stack files laid over infra/swarm/*.yml (colon-separated);
+#                         kernels without IPVS: STACK_OVERRIDES=infra/swarm/no-ipvs PUBLISH_MODE=host
 #   MODELS_DIR            the models directory bind-mounted into TF Serving (default models/)
 #   PUBLIC_HOST           host name printed in the URLs (default 127.0.0.1)
 #   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600); a task that is
@@ -42,7 +44,7 @@ export MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
 
 
 usage() {
-    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -258,6 +260,18 @@ export_config_versions() {
         GRAFANA_DASHBOARD_VERSION MOSQUITTO_CONF_VERSION
 }
 
+# --- stacks --------------------------------------------------------------------------------------------
+# deploy_stack STACK FILE: infra/swarm/FILE, then its namesake in each folder of
+# STACK_OVERRIDES (colon-separated; e.g. infra/swarm/no-ipvs), later files winning.
+deploy_stack() {
+    local files=(-c "$SWARM_DIR/$2") dir dirs=()
+    IFS=: read -r -a dirs <<< "${STACK_OVERRIDES:-}"
+    for dir in "${dirs[@]}"; do
+        [ -f "$dir/$2" ] && files+=(-c "$dir/$2")
+    done
+    docker stack deploy --prune "${files[@]}" "$1"
+}
+
 # --- waiting -----------------------------------------------------------------------------------------
 # Stops the deploy as soon as a task of a service still coming up cannot start: its newest
 # task rejected (the engine refused it: no such image, a missing secret or mount, no node
@@ -354,11 +368,11 @@ main() {
     build_images
 
     say "deploying stack func (OpenFaaS) from infra/swarm/openfaas.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/openfaas.yml" func
+    deploy_stack func openfaas.yml
     wait_http "gateway /healthz" "$GATEWAY_URL/healthz" 200 299
 
     say "deploying stack data (Redis, TF Serving, Grafana, visualizer) from infra/swarm/data.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/data.yml" data
+    deploy_stack data data.yml
     wait_stack func
     wait_stack data
 
@@ -385,7 +399,7 @@ main() {
     # After the functions: the bridge delivers retained messages as soon as it connects,
     # and a message that matches no function yet is dropped, not retried.
     say "deploying stack mqtt (Mosquitto, the MQTT bridge) from infra/swarm/mqtt.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/mqtt.yml" mqtt
+    deploy_stack mqtt mqtt.yml
     wait_stack mqtt
 
     cat <<EOF

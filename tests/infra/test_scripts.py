@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.infra.stackfiles import COMMON_SH, DEPLOY_SH, DOWN_SH, REPO_ROOT, docker_client, shell_array
 
@@ -317,3 +318,17 @@ def test_deploy_names_the_missing_tools(tmp_path):
     assert "faas-cli" in result.stderr and "git" in result.stderr
     calls = (tmp_path / "state" / "calls")
     assert not calls.exists() or not calls.read_text().strip(), "nothing may run before the check"
+
+
+def test_kernels_without_ipvs_get_dns_round_robin_and_host_mode_ports(host):
+    result = host.run(DEPLOY_SH, STACK_OVERRIDES=str(REPO_ROOT / "infra" / "swarm" / "no-ipvs"),
+                      PUBLISH_MODE="host", GATEWAY_PORT="18080")
+    assert result.returncode == 0, result.stdout + result.stderr
+    func = yaml.safe_load((host.state / "stacks" / "func").read_text())["services"]
+    assert func["gateway"]["environment"]["direct_functions"] == "false"
+    assert func["faas-swarm"]["environment"]["dnsrr"] == "true"
+    assert func["gateway"]["ports"] == [{"mode": "host", "target": 8080, "published": 18080}]
+    for stack in ("func", "data", "mqtt"):
+        services = yaml.safe_load((host.state / "stacks" / stack).read_text())["services"]
+        assert {s["deploy"].get("endpoint_mode") for s in services.values()} == {"dnsrr"}, stack
+    assert "http://127.0.0.1:18080" in result.stdout  # deploy waits on and prints that port
