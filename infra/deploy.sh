@@ -35,6 +35,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SWARM_DIR="$INFRA/swarm"
 PUBLIC_HOST="${PUBLIC_HOST:-127.0.0.1}"
 WAIT_SECONDS="${DEPLOY_WAIT_SECONDS:-600}"
+POLL_SECONDS="${DEPLOY_POLL_SECONDS:-2}"
 MIN_FAAS_CLI="0.18.0"   # the `#sha-<commit>` template pin in stack.yml
 MIN_ENGINE="20.10"      # the oldest engine this was run on (infra/README.md)
 FAAS_SWARM_API="1.30"   # what faas-swarm 0.9.0 was written against
@@ -273,20 +274,20 @@ deploy_stack() {
 }
 
 # --- waiting -----------------------------------------------------------------------------------------
-# Stops the deploy as soon as a task of a service still coming up cannot start: its newest
-# task rejected (the engine refused it: no such image, a missing secret or mount, no node
-# that fits) or FAILED_TASKS_LIMIT failed tasks. Reads `docker stack ps STACK` or
-# `docker service ps NAME` (newest task of each slot first); PENDING: the services to judge
-# (default all).
+# Stops the deploy as soon as a task cannot start: the newest task of a slot rejected (the
+# engine refused it: no such image, a missing secret or mount, no node that fits; also
+# while a start-first update keeps the old task running), or FAILED_TASKS_LIMIT failed
+# tasks of a service still coming up (PENDING: their names, space-separated). Reads
+# `docker stack ps STACK` or `docker service ps NAME` (newest task of each slot first).
 check_tasks() {
     local kind="$1" target="$2" pending="${3:-}" tasks verdict
     tasks="$(docker "$kind" ps "$target" --no-trunc --format '{{.Name}}|{{.CurrentState}}|{{.Error}}' 2>/dev/null || true)"
     verdict="$(printf '%s\n' "$tasks" | awk -F'|' -v limit="$FAILED_TASKS_LIMIT" -v pending="$pending" '
         BEGIN { n = split(pending, names, " "); for (i = 1; i <= n; i++) judged[names[i]] = 1 }
         { service = $1; sub(/\.[^.]*$/, "", service) }
-        n > 0 && !(service in judged) { next }
         !($1 in seen) && $2 ~ /^Rejected/ { print service "|rejected|" $3; exit }
         { seen[$1] = 1 }
+        !(service in judged) { next }
         $2 ~ /^Failed/ { failed[service]++; if (!(service in error)) error[service] = $3
                          if (failed[service] >= limit) { print service "|failed " failed[service] " times|" error[service]; exit } }')"
     [ -z "$verdict" ] && return 0
@@ -302,22 +303,30 @@ check_tasks() {
     die "service $service: task $what: ${error:-no error given}. $hint (docker service ps --no-trunc $service)"
 }
 
+# Ready: every service at n/n (0/0 included: a service meant to run no task) and no task
+# rejected, twice POLL_SECONDS apart: right after `stack deploy` an updated service still
+# shows its old tasks for a moment.
 wait_stack() {
-    local stack="$1" deadline=$((SECONDS + WAIT_SECONDS)) pending
+    local stack="$1" deadline=$((SECONDS + WAIT_SECONDS)) pending settled=0
     say "waiting for stack $stack (up to ${WAIT_SECONDS}s; images may be pulling)"
     while :; do
-        # n/n is ready, 0/0 included (a service meant to run no task)
         pending="$(docker stack services "$stack" --format '{{.Name}} {{.Replicas}}' \
             | awk '{ split($2, r, "/"); if (r[1] != r[2]) print $1 " " $2 }')"
-        [ -z "$pending" ] && return 0
         check_tasks stack "$stack" "$(printf '%s\n' "$pending" | awk '{ printf "%s ", $1 }')"
+        if [ -z "$pending" ]; then
+            [ "$settled" = 1 ] && return 0
+            settled=1
+            sleep "$POLL_SECONDS"
+            continue
+        fi
+        settled=0
         if [ "$SECONDS" -ge "$deadline" ]; then
             printf '%s\n' "$pending" >&2
             docker stack ps "$stack" --no-trunc --format '{{.Name}} {{.CurrentState}} {{.Error}}' \
                 | head -n 20 >&2 || true
             die "stack $stack did not converge in ${WAIT_SECONDS}s (docker service logs <service> tells why)"
         fi
-        sleep 2
+        sleep "$POLL_SECONDS"
     done
 }
 
@@ -348,7 +357,7 @@ wait_function() {
             say "function $fn answers"
             return 0
         fi
-        check_tasks service "$fn"
+        check_tasks service "$fn" "$fn"
         if [ "$SECONDS" -ge "$deadline" ]; then
             die "function $fn did not answer in ${WAIT_SECONDS}s (last content type: ${type:-none}) at $url"
         fi
@@ -406,11 +415,12 @@ main() {
 
 Deployed. On any swarm node (routing mesh) or here:
   OpenFaaS gateway  $GATEWAY_URL   (UI /ui/, functions /function/<name>)
-  Grafana           http://$PUBLIC_HOST:3000   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
-  Visualizer        http://$PUBLIC_HOST:8081
-  Prometheus        http://$PUBLIC_HOST:9090
+  Grafana           http://$PUBLIC_HOST:${GRAFANA_PORT:-3000}   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
+  Visualizer        http://$PUBLIC_HOST:${VISUALIZER_PORT:-8081}
+  Prometheus        http://$PUBLIC_HOST:${PROMETHEUS_PORT:-9090}
+  MQTT broker       tcp://$PUBLIC_HOST:${MQTT_PORT:-1883}
 Gateway user admin, password in ${SECRETS_DIR#"$ROOT"/}/basic-auth-password
-API token for the functions in ${SECRETS_DIR#"$ROOT"/}/api-token
+API key for the write functions in ${SECRETS_DIR#"$ROOT"/}/api-token (sign each call: python3 -m shared.signing, see README)
 Remove everything with: make down   (infra/down.sh)
 EOF
 }

@@ -173,8 +173,11 @@ class MqttBridge:
         if self.topics_source is None or time.monotonic() - self._topics_read < self.refresh_s:
             return
         try:
-            self.topics = self.topics_source()
+            topics = self.topics_source()
             self._topics_read = time.monotonic()
+            if topics != self.topics:
+                log.info("MQTT: topics from the gateway: %s", _routes(topics))
+            self.topics = topics
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             log.warning("MQTT: cannot read the functions' topics from the gateway (%s); "
                         "keeping the last map", exc)
@@ -237,9 +240,8 @@ class MqttBridge:
         # does not depend on the broker being up first.
         client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         client.loop_start()
-        log.info("MQTT: bridge %s -> %s/function/<name>, topics: %s", self.broker,
-                 self.gateway_url, ", ".join(f"{t} -> {'+'.join(f)}" for t, f in
-                                              sorted(self.topics.items())) or "(none annotated)")
+        log.info("MQTT: bridge %s -> %s/%s/<name>, topics: %s", self.broker, self.gateway_url,
+                 self.route, "read from the gateway" if self.topics_source else _routes(self.topics))
         return self
 
     def stop(self) -> None:
@@ -277,6 +279,10 @@ def topics_of(functions: Iterable) -> dict[str, dict[str, str]]:
 def default_client_id(port: int) -> str:
     """Stable per gateway port, so a restarted `make up` resumes its persistent session."""
     return f"anomalias-local-{os.uname().nodename[:20]}-{port}"
+
+
+def _routes(topics: Mapping[str, list[str]]) -> str:
+    return ", ".join(f"{t} -> {'+'.join(f)}" for t, f in sorted(topics.items())) or "(none annotated)"
 
 
 def gateway_topics(http: requests.Session, gateway_url: str,

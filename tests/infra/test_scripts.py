@@ -66,6 +66,7 @@ class Host:
             "ANOMALIAS_STATE_FILE": str(self.state_file),
             "MODELS_DIR": str(models),
             "DEPLOY_WAIT_SECONDS": "5",
+            "DEPLOY_POLL_SECONDS": "0",
             "DOWN_WAIT_SECONDS": "5",
         }
 
@@ -332,3 +333,22 @@ def test_kernels_without_ipvs_get_dns_round_robin_and_host_mode_ports(host):
         services = yaml.safe_load((host.state / "stacks" / stack).read_text())["services"]
         assert {s["deploy"].get("endpoint_mode") for s in services.values()} == {"dnsrr"}, stack
     assert "http://127.0.0.1:18080" in result.stdout  # deploy waits on and prints that port
+
+
+def test_an_update_whose_new_task_is_rejected_stops_the_deploy_while_the_old_one_runs(host):
+    """A start-first update keeps the old task: the service still counts n/n, but its slot's
+    newest task was refused."""
+    _replicas(host, "data", "data_serving 1/1")
+    _tasks(host, "data", 'data_serving.1|Rejected 1 second ago|"No such image: tensorflow/serving:9.9"',
+           "data_serving.1|Running 5 minutes ago|")
+    result = host.run(DEPLOY_SH)
+    assert result.returncode != 0
+    assert "service data_serving: task rejected" in result.stderr
+
+
+def test_a_rejected_task_in_the_history_of_a_running_slot_is_no_reason_to_stop(host):
+    _replicas(host, "data", "data_serving 1/1")
+    _tasks(host, "data", "data_serving.1|Running 1 minute ago|",
+           'data_serving.1|Rejected 1 hour ago|"No such image: tensorflow/serving:9.9"')
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
