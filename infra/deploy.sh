@@ -348,7 +348,7 @@ wait_http() {
 
 wait_function() {
     # Waits until the function itself answers: its answers to ?format=json are JSON (a 401
-    # without the token included), while the gateway's own (404 before faas-swarm has made the
+    # for an unsigned write included), while the gateway's own (404 before faas-swarm has made the
     # service, an empty 200 when its scale-from-zero wait runs out, 502) are plain text.
     local fn="$1" url="$GATEWAY_URL/function/$1?format=json" deadline=$((SECONDS + WAIT_SECONDS)) type
     while :; do
