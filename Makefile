@@ -8,7 +8,7 @@ export REFERENCE_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/reference-model)
 
 .PHONY: up test train evaluate simulate bench deploy down clean
 
-$(VENV)/.local: requirements/local.txt shared/requirements.txt
+$(VENV)/.local: requirements/local.txt requirements/mqtt-bridge.txt shared/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/local.txt

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Deploy the platform on Docker Swarm with OpenFaaS, in one command (`make deploy`):
-#   1. checks docker (engine reachable) and faas-cli;
+#   1. checks every tool and version it needs before anything else: docker (engine
+#      reachable, >= 20.10; the API version faas-swarm will use), faas-cli >= 0.18.0, curl, git;
 #   2. `docker swarm init` when this engine is in no swarm (remembered in infra/.swarm-state,
 #      so infra/down.sh leaves the swarm only if this script created it);
 #   3. labels this node anomalias.data=true when no node has the label (Redis, Grafana and
 #      the model bind mount are pinned there);
 #   4. creates the Docker secrets that are missing (basic-auth-user/-password, redis-password,
 #      api-token, grafana-admin-password), values kept in infra/.secrets/ (0600, gitignored);
+#   4b. builds the images we ship (the MQTT bridge, Grafana with its plugin), tagged with a
+#      hash of their files, pushed when REGISTRY is set; MQTT_BRIDGE_IMAGE / GRAFANA_IMAGE
+#      name others instead;
 #   5. deploys stack `func` (OpenFaaS) then stack `data` (Redis, TF Serving, Grafana,
 #      visualizer), waiting for each to converge;
 #   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set);
@@ -16,11 +20,14 @@
 #   REGISTRY              image prefix for the functions (e.g. registry.example.com/anomalias);
 #                         when set the images are pushed (needed on a multi-node swarm)
 #   SWARM_ADVERTISE_ADDR  address for `docker swarm init` on hosts with several addresses
+#   STACK_OVERRIDES       folders of stack files laid over infra/swarm/*.yml (colon-separated);
+#                         kernels without IPVS: STACK_OVERRIDES=infra/swarm/no-ipvs PUBLISH_MODE=host
 #   MODELS_DIR            the models directory bind-mounted into TF Serving (default models/)
 #   PUBLIC_HOST           host name printed in the URLs (default 127.0.0.1)
-#   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600)
+#   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600); a task that is
+#                         rejected (e.g. "No such image") or fails 3 times stops it at once
 #   FAAS_SWARM_DOCKER_API_VERSION, OPENFAAS_*_IMAGE, REDIS_IMAGE, SERVING_IMAGE,
-#   GRAFANA_IMAGE, VISUALIZER_IMAGE: see infra/swarm/*.yml and infra/README.md
+#   GRAFANA_IMAGE, MQTT_BRIDGE_IMAGE, VISUALIZER_IMAGE, *_PORT, PUBLISH_MODE: infra/README.md
 set -euo pipefail
 
 # shellcheck source=infra/common.sh
@@ -28,13 +35,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SWARM_DIR="$INFRA/swarm"
 PUBLIC_HOST="${PUBLIC_HOST:-127.0.0.1}"
 WAIT_SECONDS="${DEPLOY_WAIT_SECONDS:-600}"
+POLL_SECONDS="${DEPLOY_POLL_SECONDS:-2}"
 MIN_FAAS_CLI="0.18.0"   # the `#sha-<commit>` template pin in stack.yml
+MIN_ENGINE="20.10"      # the oldest engine this was run on (infra/README.md)
+FAAS_SWARM_API="1.30"   # what faas-swarm 0.9.0 was written against
+FAILED_TASKS_LIMIT=3    # a service whose tasks failed this often is not coming up
 
 export MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
 
 
 usage() {
-    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -56,32 +67,55 @@ state_set() {
 }
 
 # --- checks ------------------------------------------------------------------------------------
+version_at_least() {  # version_at_least HAVE WANT: true when HAVE >= WANT (sort -V order)
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
 check_tools() {
     local missing=()
-    for tool in docker faas-cli curl git sha256sum od; do
+    for tool in docker faas-cli curl git sha256sum od awk sort; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
-        die "missing: ${missing[*]}. Install Docker Engine (<= 28 recommended, see infra/README.md) and faas-cli >= $MIN_FAAS_CLI (https://github.com/openfaas/faas-cli/releases)."
+        die "missing: ${missing[*]}. Install Docker Engine (>= $MIN_ENGINE; 28 and 29 work, see infra/README.md), faas-cli >= $MIN_FAAS_CLI (https://github.com/openfaas/faas-cli/releases), curl and git."
     fi
     docker info >/dev/null 2>&1 \
         || die "cannot reach the Docker engine (is dockerd running, and may this user use it?)"
 
     local cli_version
     cli_version="$(faas-cli version --short-version 2>/dev/null | tail -n 1 | tr -d '[:space:]' || true)"
-    if [ -n "$cli_version" ] && [ "$cli_version" != "dev" ] \
-        && [ "$(printf '%s\n%s\n' "$MIN_FAAS_CLI" "$cli_version" | sort -V | head -n 1)" != "$MIN_FAAS_CLI" ] \
-        && [ ! -d "$ROOT/template/python3-http" ]; then
-        die "faas-cli $cli_version cannot pull the template pinned by commit in stack.yml (needs >= $MIN_FAAS_CLI); upgrade faas-cli, or pull it once: faas-cli template pull https://github.com/openfaas/python-flask-template"
-    fi
+    [[ "$cli_version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] \
+        || die "cannot tell faas-cli's version (got '${cli_version:-nothing}' from faas-cli version --short-version): install a release >= $MIN_FAAS_CLI"
+    version_at_least "$cli_version" "$MIN_FAAS_CLI" \
+        || die "faas-cli $cli_version cannot pull the template stack.yml pins by commit (needs >= $MIN_FAAS_CLI): upgrade faas-cli (https://github.com/openfaas/faas-cli/releases)"
 
-    local engine major
-    engine="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown)"
-    major="${engine%%.*}"
-    if [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -ge 29 ] && [ -z "${FAAS_SWARM_DOCKER_API_VERSION:-}" ]; then
-        warn "Docker Engine $engine refuses API versions below 1.44; running faas-swarm with DOCKER_API_VERSION=1.44 (untested: pin Docker <= 28 if functions fail to deploy)."
-        export FAAS_SWARM_DOCKER_API_VERSION=1.44
+    local engine
+    engine="$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
+    [[ "$engine" =~ ^[0-9]+\.[0-9]+ ]] || die "cannot tell the Docker engine's version (got '${engine:-nothing}')"
+    version_at_least "$engine" "$MIN_ENGINE" \
+        || die "Docker Engine $engine is older than $MIN_ENGINE: upgrade it (infra/README.md)"
+    choose_faas_swarm_api
+    say "Docker Engine $engine (faas-swarm uses API $FAAS_SWARM_DOCKER_API_VERSION), faas-cli $cli_version"
+}
+
+# faas-swarm's 2020 Docker client does no version negotiation: it speaks DOCKER_API_VERSION.
+# Engines up to 28 accept its 1.30; 29 refuses anything below its minimum (1.44 in 29.0).
+# Use 1.30 unless the engine's minimum is higher, then that minimum.
+choose_faas_swarm_api() {
+    local min max
+    min="$(docker version --format '{{.Server.MinAPIVersion}}' 2>/dev/null || true)"
+    max="$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)"
+    [[ "$min" =~ ^[0-9]+\.[0-9]+$ && "$max" =~ ^[0-9]+\.[0-9]+$ ]] \
+        || die "cannot read the engine's API versions (docker version: min '$min', max '$max')"
+    local want="${FAAS_SWARM_DOCKER_API_VERSION:-}"
+    if [ -z "$want" ]; then
+        want="$FAAS_SWARM_API"
+        version_at_least "$want" "$min" || want="$min"
     fi
+    if ! version_at_least "$want" "$min" || ! version_at_least "$max" "$want"; then
+        die "faas-swarm cannot use Docker API $want: this engine accepts $min to $max (unset FAAS_SWARM_DOCKER_API_VERSION)"
+    fi
+    export FAAS_SWARM_DOCKER_API_VERSION="$want"
 }
 
 check_models() {
@@ -182,6 +216,37 @@ config_version() {
     sha256sum "$1" | cut -c1-12
 }
 
+# --- images we build: tagged with a hash of what goes in, so a change rolls the service ----------
+files_version() {
+    sha256sum "$@" | cut -c1-64 | sha256sum | cut -c1-12
+}
+
+build_image() {  # build_image IMAGE DOCKERFILE CONTEXT
+    say "docker build $1 ($2)"
+    docker build -q -t "$1" -f "$2" "$3" >/dev/null || die "building $1 failed (the build's error is above)"
+    if [ -n "${REGISTRY:-}" ]; then
+        docker push -q "$1" >/dev/null || die "pushing $1 to $REGISTRY failed (docker login?)"
+    fi
+}
+
+# The MQTT bridge (infra/mqtt_bridge.py) and Grafana with its plugin baked in, unless the
+# caller names images of their own (MQTT_BRIDGE_IMAGE, GRAFANA_IMAGE).
+build_images() {
+    local prefix="${REGISTRY:-anomalias}"
+    if [ -z "${MQTT_BRIDGE_IMAGE:-}" ]; then
+        local bridge="$SWARM_DIR/mqtt-bridge/Dockerfile"
+        MQTT_BRIDGE_IMAGE="$prefix/mqtt-bridge:$(files_version "$bridge" "$ROOT/requirements/mqtt-bridge.txt" \
+            "$ROOT/shared/signing.py" "$ROOT/infra/mqtt_bridge.py")"
+        build_image "$MQTT_BRIDGE_IMAGE" "$bridge" "$ROOT"
+    fi
+    if [ -z "${GRAFANA_IMAGE:-}" ]; then
+        # fetches redis-datasource from grafana.com once, here; Grafana's starts need nothing
+        GRAFANA_IMAGE="$prefix/grafana:$(files_version "$INFRA/grafana/Dockerfile")"
+        build_image "$GRAFANA_IMAGE" "$INFRA/grafana/Dockerfile" "$INFRA/grafana"
+    fi
+    export MQTT_BRIDGE_IMAGE GRAFANA_IMAGE
+}
+
 export_config_versions() {
     PROMETHEUS_CONFIG_VERSION="$(config_version "$SWARM_DIR/prometheus/prometheus.yml")"
     PROMETHEUS_RULES_VERSION="$(config_version "$SWARM_DIR/prometheus/alert.rules.yml")"
@@ -196,21 +261,72 @@ export_config_versions() {
         GRAFANA_DASHBOARD_VERSION MOSQUITTO_CONF_VERSION
 }
 
+# --- stacks --------------------------------------------------------------------------------------------
+# deploy_stack STACK FILE: infra/swarm/FILE, then its namesake in each folder of
+# STACK_OVERRIDES (colon-separated; e.g. infra/swarm/no-ipvs), later files winning.
+deploy_stack() {
+    local files=(-c "$SWARM_DIR/$2") dir dirs=()
+    IFS=: read -r -a dirs <<< "${STACK_OVERRIDES:-}"
+    for dir in "${dirs[@]}"; do
+        [ -f "$dir/$2" ] && files+=(-c "$dir/$2")
+    done
+    docker stack deploy --prune "${files[@]}" "$1"
+}
+
 # --- waiting -----------------------------------------------------------------------------------------
+# Stops the deploy as soon as a task cannot start: the newest task of a slot rejected (the
+# engine refused it: no such image, a missing secret or mount, no node that fits; also
+# while a start-first update keeps the old task running), or FAILED_TASKS_LIMIT failed
+# tasks of a service still coming up (PENDING: their names, space-separated). Reads
+# `docker stack ps STACK` or `docker service ps NAME` (newest task of each slot first).
+check_tasks() {
+    local kind="$1" target="$2" pending="${3:-}" tasks verdict
+    tasks="$(docker "$kind" ps "$target" --no-trunc --format '{{.Name}}|{{.CurrentState}}|{{.Error}}' 2>/dev/null || true)"
+    verdict="$(printf '%s\n' "$tasks" | awk -F'|' -v limit="$FAILED_TASKS_LIMIT" -v pending="$pending" '
+        BEGIN { n = split(pending, names, " "); for (i = 1; i <= n; i++) judged[names[i]] = 1 }
+        { service = $1; sub(/\.[^.]*$/, "", service) }
+        !($1 in seen) && $2 ~ /^Rejected/ { print service "|rejected|" $3; exit }
+        { seen[$1] = 1 }
+        !(service in judged) { next }
+        $2 ~ /^Failed/ { failed[service]++; if (!(service in error)) error[service] = $3
+                         if (failed[service] >= limit) { print service "|failed " failed[service] " times|" error[service]; exit } }')"
+    [ -z "$verdict" ] && return 0
+    local service="${verdict%%|*}" rest="${verdict#*|}"
+    local what="${rest%%|*}" error="${rest#*|}" hint
+    case "$error" in
+        *"No such image"*|*"not found"*|*"pull access denied"*)
+            hint="the image is not on this node: build it, pull it, or point the *_IMAGE variable at one that exists (infra/README.md); on several nodes push it to REGISTRY" ;;
+        *"secret"*|*"config"*) hint="a secret or config is missing: run infra/deploy.sh again, or create it (infra/README.md)" ;;
+        *"no suitable node"*) hint="no node matches the service's placement (the $NODE_LABEL label, manager role) or has the memory it reserves" ;;
+        *) hint="its own log says why: docker service logs $service" ;;
+    esac
+    die "service $service: task $what: ${error:-no error given}. $hint (docker service ps --no-trunc $service)"
+}
+
+# Ready: every service at n/n (0/0 included: a service meant to run no task) and no task
+# rejected, twice POLL_SECONDS apart: right after `stack deploy` an updated service still
+# shows its old tasks for a moment.
 wait_stack() {
-    local stack="$1" deadline=$((SECONDS + WAIT_SECONDS)) pending
+    local stack="$1" deadline=$((SECONDS + WAIT_SECONDS)) pending settled=0
     say "waiting for stack $stack (up to ${WAIT_SECONDS}s; images may be pulling)"
     while :; do
         pending="$(docker stack services "$stack" --format '{{.Name}} {{.Replicas}}' \
-            | awk '{ split($2, r, "/"); if (r[1] != r[2] || r[2] == 0) print $1 " " $2 }')"
-        [ -z "$pending" ] && return 0
+            | awk '{ split($2, r, "/"); if (r[1] != r[2]) print $1 " " $2 }')"
+        check_tasks stack "$stack" "$(printf '%s\n' "$pending" | awk '{ printf "%s ", $1 }')"
+        if [ -z "$pending" ]; then
+            [ "$settled" = 1 ] && return 0
+            settled=1
+            sleep "$POLL_SECONDS"
+            continue
+        fi
+        settled=0
         if [ "$SECONDS" -ge "$deadline" ]; then
             printf '%s\n' "$pending" >&2
             docker stack ps "$stack" --no-trunc --format '{{.Name}} {{.CurrentState}} {{.Error}}' \
                 | head -n 20 >&2 || true
             die "stack $stack did not converge in ${WAIT_SECONDS}s (docker service logs <service> tells why)"
         fi
-        sleep 5
+        sleep "$POLL_SECONDS"
     done
 }
 
@@ -232,7 +348,7 @@ wait_http() {
 
 wait_function() {
     # Waits until the function itself answers: its answers to ?format=json are JSON (a 401
-    # without the token included), while the gateway's own (404 before faas-swarm has made the
+    # for an unsigned write included), while the gateway's own (404 before faas-swarm has made the
     # service, an empty 200 when its scale-from-zero wait runs out, 502) are plain text.
     local fn="$1" url="$GATEWAY_URL/function/$1?format=json" deadline=$((SECONDS + WAIT_SECONDS)) type
     while :; do
@@ -241,6 +357,7 @@ wait_function() {
             say "function $fn answers"
             return 0
         fi
+        check_tasks service "$fn" "$fn"
         if [ "$SECONDS" -ge "$deadline" ]; then
             die "function $fn did not answer in ${WAIT_SECONDS}s (last content type: ${type:-none}) at $url"
         fi
@@ -257,13 +374,14 @@ main() {
     ensure_node_label
     ensure_secrets
     export_config_versions
+    build_images
 
     say "deploying stack func (OpenFaaS) from infra/swarm/openfaas.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/openfaas.yml" func
+    deploy_stack func openfaas.yml
     wait_http "gateway /healthz" "$GATEWAY_URL/healthz" 200 299
 
     say "deploying stack data (Redis, TF Serving, Grafana, visualizer) from infra/swarm/data.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/data.yml" data
+    deploy_stack data data.yml
     wait_stack func
     wait_stack data
 
@@ -287,21 +405,22 @@ main() {
         wait_function "$fn"
     done
 
-    # After the functions: the connector delivers retained messages as soon as it connects,
+    # After the functions: the bridge delivers retained messages as soon as it connects,
     # and a message that matches no function yet is dropped, not retried.
-    say "deploying stack mqtt (Mosquitto, OpenFaaS mqtt-connector) from infra/swarm/mqtt.yml"
-    docker stack deploy --prune -c "$SWARM_DIR/mqtt.yml" mqtt
+    say "deploying stack mqtt (Mosquitto, the MQTT bridge) from infra/swarm/mqtt.yml"
+    deploy_stack mqtt mqtt.yml
     wait_stack mqtt
 
     cat <<EOF
 
 Deployed. On any swarm node (routing mesh) or here:
-  OpenFaaS gateway  http://$PUBLIC_HOST:8080   (UI /ui/, functions /function/<name>)
-  Grafana           http://$PUBLIC_HOST:3000   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
-  Visualizer        http://$PUBLIC_HOST:8081
-  Prometheus        http://$PUBLIC_HOST:9090
+  OpenFaaS gateway  $GATEWAY_URL   (UI /ui/, functions /function/<name>)
+  Grafana           http://$PUBLIC_HOST:${GRAFANA_PORT:-3000}   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
+  Visualizer        http://$PUBLIC_HOST:${VISUALIZER_PORT:-8081}
+  Prometheus        http://$PUBLIC_HOST:${PROMETHEUS_PORT:-9090}
+  MQTT broker       tcp://$PUBLIC_HOST:${MQTT_PORT:-1883}
 Gateway user admin, password in ${SECRETS_DIR#"$ROOT"/}/basic-auth-password
-API token for the functions in ${SECRETS_DIR#"$ROOT"/}/api-token
+API key for the write functions in ${SECRETS_DIR#"$ROOT"/}/api-token (sign each call: python3 -m shared.signing, see README)
 Remove everything with: make down   (infra/down.sh)
 EOF
 }

@@ -25,7 +25,7 @@ class Result:
 @dataclass(frozen=True)
 class Action:
     name: str
-    writes: bool  # write actions can require the API token
+    writes: bool  # write actions can require a signed call (shared/signing.py)
     run: Callable[[Mapping[str, Any], Services, str], Result]
 
 

@@ -38,7 +38,8 @@ class Settings:
     serving_fallback: str
     window_size: int
     threshold: float | None
-    api_token: str | None
+    api_key: str | None  # signs the write calls (shared/signing.py)
+    signature_max_age_s: int
     max_body_bytes: int
     list_default_count: int
     list_max_count: int
@@ -128,7 +129,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         serving_fallback=_choice(env, "SERVING_FALLBACK", "none", FALLBACKS),
         window_size=_positive_int(env, "WINDOW_SIZE", 10, 1000),
         threshold=threshold,
-        api_token=_read_secret(env.get("API_TOKEN_FILE", "/var/openfaas/secrets/api-token")),
+        api_key=_read_secret(env.get("API_TOKEN_FILE", "/var/openfaas/secrets/api-token")),
+        signature_max_age_s=_positive_int(env, "SIGNATURE_MAX_AGE", 3600, 7 * 86400),
         max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", 1 << 20),
         list_default_count=min(_positive_int(env, "LIST_DEFAULT_COUNT", 100), list_max),
         list_max_count=list_max,

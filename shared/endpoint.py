@@ -1,4 +1,4 @@
-"""One python3-http request, start to finish: method, size, token, action, response.
+"""One python3-http request, start to finish: method, size, signature, action, response.
 
 Every failure is answered here in the caller's format; a traceback goes to the log
 (`faas-cli logs`), never to the caller.
@@ -6,12 +6,10 @@ Every failure is answered here in the caller's format; a traceback goes to the l
 
 from __future__ import annotations
 
-import base64
-import hmac
 import logging
 from typing import Any
 
-from . import render
+from . import render, signing
 from .actions import Action
 from .errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, as_api_error
 from .params import merged_params
@@ -22,19 +20,24 @@ READ_METHODS = ("GET", "HEAD", "POST")
 WRITE_METHODS = ("GET", "POST")  # the replaced system wrote on GET; HEAD must not write
 
 
-def _token(headers: Any) -> str:
-    bearer = headers.get("Authorization") or ""
-    if bearer[:7].lower() == "bearer ":
-        return bearer[7:].strip()
-    if bearer[:6].lower() == "basic ":
-        # The token as the password of Basic auth, any user: what an event connector sends
-        # when its gateway URL is http://<user>:<token>@gateway:8080 (it cannot add headers).
-        try:
-            decoded = base64.b64decode(bearer[6:].strip(), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[2]
-    return (headers.get("X-Api-Token") or "").strip()
+def _query_pairs(query: Any) -> list[tuple[str, str]]:
+    """Every (name, value) of the query: a Werkzeug MultiDict (the template's) or a dict."""
+    return list(query.items(multi=True) if hasattr(query, "getlist") else query.items())
+
+
+def _authorise(event: Any, action: Action, services: Services) -> None:
+    """A write must be signed for this call (shared/signing.py), and only once."""
+    settings = services.settings
+    max_age_ms = settings.signature_max_age_s * 1000
+    try:
+        signature = signing.verify(event.headers.get(signing.HEADER), settings.api_key.encode(),
+                                   action.name, _query_pairs(event.query), event.body or b"",
+                                   max_age_ms)
+    except signing.SignatureError as exc:
+        raise Unauthorized(str(exc)) from None
+    # Kept as long as the signature could pass the age check, so a copy is never accepted.
+    if not services.store.claim_nonce(signature.nonce, max_age_ms + signing.FUTURE_SKEW_MS):
+        raise Unauthorized("this signature was already used: sign each call anew")
 
 
 def _check(event: Any, action: Action, services: Services) -> None:
@@ -43,10 +46,8 @@ def _check(event: Any, action: Action, services: Services) -> None:
     settings = services.settings
     if len(event.body or b"") > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
-    if action.writes and settings.api_token is not None:
-        if not hmac.compare_digest(_token(event.headers).encode(), settings.api_token.encode()):
-            raise Unauthorized("this function needs an API token: "
-                               "send 'Authorization: Bearer <token>'")
+    if action.writes and settings.api_key is not None:
+        _authorise(event, action, services)
 
 
 def _failure(status: int, message: str, as_json: bool, host: str,

@@ -49,7 +49,7 @@ def build_detector(settings: Settings) -> Detector:
     # TF Serving must compute the very version whose model.json this process applies
     version = version_dir.name if version_dir.name.isdigit() else None
     client = TFServingClient(settings.serving_url, settings.model_name, settings.serving_timeout_s,
-                             version=version)
+                             version=version, window=description.window)
     fallback = embedded() if settings.serving_fallback == "embedded" else None
     return Detector(description, client, fallback, threshold=settings.threshold)
 

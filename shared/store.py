@@ -71,6 +71,9 @@ class BatchResult:
     conflicts: list[int]  # explicit timestamps the sensor already had
 
 
+NONCE_PREFIX = "/signatures/"  # a sensor id cannot start with "/": no clash with its keys
+
+
 def anomalies_key(sensor: str) -> str:
     return f"{sensor}/anomalies"
 
@@ -281,6 +284,11 @@ class ReadingStore:
         self._verdict = client.register_script(VERDICT_SCRIPT)
         self._batch = client.register_script(BATCH_SCRIPT)
         self._history = client.register_script(HISTORY_SCRIPT)
+
+    def claim_nonce(self, nonce: str, ttl_ms: int) -> bool:
+        """Record a signed call's nonce for `ttl_ms`; False when it was recorded before."""
+        with _store_errors(nonce, writing=False):
+            return bool(self.client.set(NONCE_PREFIX + nonce, 1, nx=True, px=ttl_ms))
 
     def ping(self) -> bool:
         try:

@@ -6,11 +6,21 @@ request parsing and its messages; model_servers/http_server.cc for the codes):
 - `POST /v1/models/NAME[/versions/N]:predict`: `instances` (row) or `inputs` (columnar),
   predictions computed by the embedded engine on a real SavedModel folder, written as TF
   Serving writes floats (shortest float32 text, ".0" on whole numbers);
-- errors as `{"error": "..."}` with TF Serving's codes and messages. One message is this
-  stub's own: a well-formed tensor of the wrong shape (TF reports that from inside the
-  graph, in words that vary by model).
+- numbers are read as TF Serving 2.20 reads them for a float input (json_tensor.cc
+  `AddValueToTensor`, DT_FLOAT: any JSON number, `GetFloat()`): 1e39 becomes infinity, and
+  a non-number is refused;
+- a window longer than the model's is served from its first `window` steps, as our graph
+  does on the real server ((1,20,1) answers 200); a shorter one, or another feature count,
+  is refused. That message is this stub's own (TF reports it from inside the graph, in
+  words that vary by model);
+- the newest `num_versions` (2, as models/models_config/models.config keeps) numeric
+  versions of a model base folder are served, each by number, the highest as latest;
+- an idle keep-alive connection is closed after `idle_timeout_s` (TF Serving's HTTP
+  server, libevent's evhttp, closes it after 50 s);
+- errors as `{"error": "..."}` with TF Serving's codes and messages.
 Fault modes, switchable while running: "unavailable" (503), "hang" (no answer until
-stopped, past any client timeout), "close" (drops the connection without an answer).
+stopped, past any client timeout), "close" (drops the connection without an answer);
+`drop_next = n` drops only the next n requests (a connection closed under a request).
 Metadata (`.../metadata`) is not served.
 
     with running_tfserving(model_dir) as base_url: ...           # just the URL
@@ -32,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.serving.description import load_description, resolve_version_dir
+from shared.serving.description import load_description
 from shared.serving.engine import EmbeddedModel
 
 FAULTS = ("none", "unavailable", "hang", "close")
@@ -42,27 +52,43 @@ STATES = ("UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END")
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict|:classify|:regress)?$", re.IGNORECASE)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_FLOAT32_EXACT_INT = 2 ** 24  # larger integers lose precision in float32
+IDLE_TIMEOUT_S = 50.0  # evhttp's default connection timeout
 
 
 class BadRequest(Exception):
     """An INVALID_ARGUMENT from request parsing: HTTP 400 with this message."""
 
 
+def served_versions(model_dir: Path, num_versions: int) -> dict[int, Path]:
+    """version -> folder: a version folder alone (as version 1 unless it is numbered), or
+    the newest `num_versions` numeric versions of a base folder (the `latest` policy)."""
+    model_dir = Path(model_dir)
+    if (model_dir / "saved_model.pb").is_file():
+        return {int(model_dir.name) if model_dir.name.isdigit() else 1: model_dir}
+    found = sorted((int(child.name), child) for child in model_dir.iterdir()
+                   if child.name.isdigit() and (child / "saved_model.pb").is_file())
+    if not found:
+        raise ValueError(f"{model_dir}: no version folder with a saved_model.pb")
+    return dict(found[-num_versions:])
+
+
 class TFServingStub:
-    """One model, one version, served on 127.0.0.1 (an ephemeral port unless told)."""
+    """One model, its newest versions, served on 127.0.0.1 (an ephemeral port unless told)."""
 
     def __init__(self, model_dir: Path, model_name: str = "modelo", *, port: int = 0,
-                 input_name: str | None = None, hang_s: float = 60.0) -> None:
-        version_dir = resolve_version_dir(Path(model_dir))
-        self.version = int(version_dir.name) if version_dir.name.isdigit() else 1
-        self.model = EmbeddedModel.load(version_dir, load_description(version_dir))
+                 input_name: str | None = None, hang_s: float = 60.0, num_versions: int = 2,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+        self.models = {number: EmbeddedModel.load(folder, load_description(folder))
+                       for number, folder in served_versions(model_dir, num_versions).items()}
+        self.version = max(self.models)  # what `latest` serves
         self.model_name = model_name
         self.input_name = input_name  # None: the named-input request forms are refused
         self.hang_s = hang_s
         self.fault = "none"
+        self.drop_next = 0
         self.state = "AVAILABLE"
+        self.idle_timeout_s = idle_timeout_s
+        self.idle_closed = 0  # connections closed for being idle
         self.client_ports: set[int] = set()  # one per TCP connection seen: shows keep-alive
         self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
@@ -102,29 +128,32 @@ class TFServingStub:
     def _status(self, name: str, version: str | None) -> tuple[int, Any]:
         if name != self.model_name:
             return 404, {"error": f"Could not find any versions of model {name}"}
-        if version is not None and int(version) != self.version:
+        if version is not None and int(version) not in self.models:
             return 404, {"error": f"Could not find version {version} of model {name}"}
+        numbers = [int(version)] if version is not None else sorted(self.models, reverse=True)
         return 200, {"model_version_status": [{
-            "version": str(self.version), "state": self.state,
-            "status": {"error_code": "OK", "error_message": ""}}]}
+            "version": str(number), "state": self.state,
+            "status": {"error_code": "OK", "error_message": ""}} for number in numbers]}
 
     def _predict(self, name: str, version: str | None, label: str | None, body: bytes) -> tuple[int, Any]:
         if label is not None:
             return 400, {"error": f"Unrecognized servable version label: {label}"}
         request = f"Specific({name}, {version})" if version else f"Latest({name})"
-        if (name != self.model_name or self.state != "AVAILABLE"
-                or (version is not None and int(version) != self.version)):
+        number = int(version) if version is not None else self.version
+        if name != self.model_name or self.state != "AVAILABLE" or number not in self.models:
             return 404, {"error": f"Servable not found for request: {request}"}
+        model = self.models[number]
         try:
             key, instances = self._parse_predict_request(body)
         except BadRequest as exc:
             return 400, {"error": str(exc)}
-        expected = self.model.input_shape
-        if instances.ndim != 3 or instances.shape[1:] != expected:
+        steps, features = model.input_shape
+        if instances.ndim != 3 or instances.shape[1] < steps or instances.shape[2] != features:
             return 400, {"error": f"input shape {_shape_text(instances.shape)} does not match the "
-                                  f"signature's {_shape_text((-1, *expected))}"}
-        outputs = self.model.predict(instances) if np.isfinite(instances).all() else \
-            np.full((len(instances), *self.model.output_shape), np.nan)  # TF would compute NaN too
+                                  f"signature's {_shape_text((-1, steps, features))}"}
+        instances = instances[:, :steps]  # the graph reads the first `steps` time steps
+        outputs = model.predict(instances) if np.isfinite(instances).all() else \
+            np.full((len(instances), *model.output_shape), np.nan)  # TF would compute NaN too
         result_key = "predictions" if key == "instances" else "outputs"
         return 200, f'{{"{result_key}": {_tensor_json(outputs.astype(np.float32))}}}'
 
@@ -205,6 +234,16 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
+    def setup(self) -> None:
+        # The socket timeout bounds the wait for a connection's next request: idle past it,
+        # the handler ends and the connection closes (handle_one_request on TimeoutError).
+        self.timeout = self.server.stub.idle_timeout_s  # type: ignore[attr-defined]
+        super().setup()
+
+    def log_error(self, format: str, *args: Any) -> None:
+        if format.startswith("Request timed out"):  # http.server's words for the idle close
+            self.server.stub.idle_closed += 1  # type: ignore[attr-defined]
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -219,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
         stub.client_ports.add(self.client_address[1])
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = stub.fault
+        if stub.drop_next > 0:
+            stub.drop_next -= 1
+            fault = "close"
         if fault == "close":
             self.close_connection = True
             return
@@ -258,7 +300,8 @@ def _dense_tensor(value: Any) -> np.ndarray:
         probe = probe[0]
     flat: list[float] = []
     _fill(value, 0, shape, flat)
-    return np.array(flat, dtype=np.float32).reshape(shape)
+    with np.errstate(over="ignore"):  # beyond float32's range: infinity, as GetFloat() gives
+        return np.array(flat, dtype=np.float32).reshape(shape)
 
 
 def _fill(value: Any, level: int, shape: list[int], flat: list[float]) -> None:
@@ -281,11 +324,7 @@ def _float_value(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"JSON Value: {_dump(value)} Type: {_json_type(value)} is not of "
                          f"expected type: float")
-    lossy = (abs(value) > _FLOAT32_EXACT_INT if isinstance(value, int)
-             else math.isfinite(value) and abs(value) > _FLOAT32_MAX)
-    if lossy:
-        raise BadRequest(f"Cannot convert JSON value: {_dump(value)} to float without loss of precision.")
-    return float(value)
+    return float(value)  # np.float32 of it below: beyond float32's range, infinity
 
 
 def _json_type(value: Any) -> str:
@@ -331,7 +370,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8501)
     args = parser.parse_args()
     stub = TFServingStub(args.model_dir, args.model_name, port=args.port)
-    print(f"serving {args.model_name} version {stub.version} at {stub.base_url}", flush=True)
+    versions = ", ".join(str(n) for n in sorted(stub.models))
+    print(f"serving {args.model_name} versions {versions} at {stub.base_url}", flush=True)
     try:
         stub.serve_forever()
     except KeyboardInterrupt:

@@ -97,7 +97,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", help="stream through a running gateway, e.g. "
                         "http://127.0.0.1:8080 (its model, not --model)")
     parser.add_argument("--token", default=os.environ.get("API_TOKEN"),
-                        help="API token for --url when writes need one (default $API_TOKEN)")
+                        help="API key for --url when writes need one: each call is signed "
+                        "with it (default $API_TOKEN)")
     reference = reference_model_dir()
     parser.add_argument("--compare-reference", action=argparse.BooleanOptionalAction,
                         default=reference is not None,

@@ -21,6 +21,7 @@ from models.evaluation.report import Stream, model_description
 from shared.actions import DETECTAR
 from shared.endpoint import serve
 from shared.services import Services
+from shared.signing import SigningAuth
 
 from ..local.gateway import Context, Event
 from ..local.redis_server import RedisServer
@@ -71,16 +72,17 @@ def in_process(model_path: Path, redis_port: int) -> Iterator[Detectar]:
 
 
 @contextmanager
-def over_http(url: str, token: str | None = None, timeout: float = 10.0) -> Iterator[Detectar]:
+def over_http(url: str, key: str | None = None, timeout: float = 10.0) -> Iterator[Detectar]:
     """detectar behind a running gateway (`make up`) at `url`."""
     import requests
 
     endpoint = url.rstrip("/") + "/function/detectar"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     with requests.Session() as http:
+        if key:  # each call signed for itself (shared/signing.py)
+            http.auth = SigningAuth(key.encode())
         def call(sensor: str, timestamp: int, value: float) -> Answer:
             try:
-                reply = http.post(endpoint, params={"format": "json"}, headers=headers,
+                reply = http.post(endpoint, params={"format": "json"},
                                   json={"sensor": sensor, "dato": value, "timestamp": timestamp},
                                   timeout=timeout)
             except requests.RequestException as exc:

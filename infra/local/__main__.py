@@ -7,7 +7,7 @@ started again if it ever exits) unless REDIS_HOST names another one, loads the m
 serves the gateway's routes on http://127.0.0.1:8080 until Ctrl-C, which stops everything
 cleanly. With MQTT_BROKER set (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
 functions whose `topic` annotation names its topic, as OpenFaaS's mqtt-connector does
-(infra/local/mqtt.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
+(infra/mqtt_bridge.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
 POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py).
 
 The gateway runs in --workers processes (GATEWAY_WORKERS, default two per core: a worker
@@ -32,7 +32,7 @@ from shared.services import SERVICES
 from .functions import STACK_FILE, load_functions
 from .gateway import Gateway
 from .workers import cpu_count, listen, serve
-from .mqtt import BridgeConfigError, bridge_from_env, default_client_id, topics_of
+from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from .redis_server import RedisServer
 
 log = logging.getLogger("infra.local")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                  ", ".join(gateway.functions), args.host, args.port, SERVICES.detector.predictor.name)
         own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         bridge = bridge_from_env(os.environ, f"http://{own_host}:{args.port}",
-                                 topics_of(gateway.functions.values()), settings.api_token,
+                                 topics_of(gateway.functions.values()), settings.api_key,
                                  default_client_id(args.port))
         serve(gateway, sock, workers=args.workers, on_ready=bridge.start if bridge else None,
               on_stop=gateway.async_calls.stop,

@@ -28,6 +28,17 @@ from .functions import Function
 
 log = logging.getLogger(__name__)
 TEMPLATE_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")  # HEAD runs as GET
+# faas-cli >= 0.16.30 always calls /function/<name>.openfaas-fn (go-sdk `InvokeFunction`
+# adds the default namespace). On Swarm that name resolves because the functions' network
+# is named openfaas-fn (infra/swarm/openfaas.yml); here the suffix is dropped. Other
+# namespaces do not exist on either.
+NAMESPACE = "openfaas-fn"
+
+
+def function_name(segment: str) -> str:
+    """`nuevo` or `nuevo.openfaas-fn` -> `nuevo`; anything else is left as it is."""
+    name, dot, namespace = segment.rpartition(".")
+    return name if dot and namespace == NAMESPACE else segment
 
 
 class Event:
@@ -116,10 +127,10 @@ class Gateway:
         path = request.path
         if path.startswith("/function/"):
             name, _, rest = path[len("/function/"):].partition("/")
-            return self.invoke(request, name, rest)
+            return self.invoke(request, function_name(name), rest)
         if path.startswith("/async-function/"):
             name, _, rest = path[len("/async-function/"):].partition("/")
-            return self.invoke_async(request, name, rest)
+            return self.invoke_async(request, function_name(name), rest)
         if path == "/healthz":
             ok = self.ready()
             return _plain("OK" if ok else "not ready", 200 if ok else 503)

@@ -50,7 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--gateway", default=os.environ.get("OPENFAAS_URL") or "http://127.0.0.1:8080",
                    help="the gateway (local stack or Swarm)")
-    p.add_argument("--token-file", type=Path, help="file holding the functions' API token")
+    p.add_argument("--token-file", type=Path, help="file holding the functions' API key (signs each write)")
     p.add_argument("--via", choices=("detectar", "nuevo", "mqtt"), default="detectar",
                    help="detectar: one call per reading; nuevo: batches (stored, not judged); "
                         "mqtt: one message per reading to --broker")
@@ -246,11 +246,11 @@ def run(args: argparse.Namespace) -> int:
     rule = model_rule(args.model_path, args.cadence)
     try:
         series, plan, source, warnings = build(args, run_id, rule)
-        token = args.token_file.read_text().strip() if args.token_file else None
+        key = args.token_file.read_text().strip() if args.token_file else None
     except (OSError, ValueError, NabDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    gateway = Gateway(args.gateway, token)
+    gateway = Gateway(args.gateway, key)
     target = (args.broker + f" (topic {args.topic})" if args.via == "mqtt"
               else f"{gateway.base}/{'async-function' if args.asynchronous else 'function'}/{args.via}")
     per_sensor = len(series[0].values)

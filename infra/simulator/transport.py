@@ -20,6 +20,8 @@ from typing import Any, Iterable
 
 import requests
 
+from shared.signing import SigningAuth
+
 LIST_PAGE = 10_000  # listar's default LIST_MAX_COUNT
 MAX_FAILURES = 10  # calls in a row not answered or refused before the run stops
 
@@ -58,13 +60,13 @@ class Tally:
 class Gateway:
     """The OpenFaaS gateway (or the local stand-in) at `base_url`."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 70.0):
+    def __init__(self, base_url: str, key: str | None = None, timeout_s: float = 70.0):
         self.base = base_url.rstrip("/")
         self.http = requests.Session()
         self.timeout_s = timeout_s
         self.last_failure = ""  # the URL and cause of the last call that failed
-        if token:
-            self.http.headers["Authorization"] = f"Bearer {token}"
+        if key:  # each write signed for itself (shared/signing.py)
+            self.http.auth = SigningAuth(key.encode())
 
     def _post(self, path: str, body: Any) -> requests.Response | None:
         url = f"{self.base}{path}"
@@ -150,7 +152,7 @@ class MqttPublisher:
     def __init__(self, broker_url: str, topic: str, qos: int = 1):
         import paho.mqtt.client as mqtt
 
-        from infra.local.mqtt import parse_broker
+        from infra.mqtt_bridge import parse_broker
 
         self.broker = parse_broker(broker_url)
         self.topic = topic

@@ -1,4 +1,8 @@
-"""TensorFlow Serving REST client: one pooled keep-alive session, POSTs never retried.
+"""TensorFlow Serving REST client: one pooled keep-alive session.
+
+A predict has no side effects, so one whose connection broke (a pooled keep-alive connection
+the server closed: TF Serving closes idle ones after 50 s) is sent once more on a new one;
+a timeout is never retried. A window of the wrong shape is refused before anything is sent.
 
 API facts (TF Serving g3doc/api_rest.md, model_servers/http_server.cc): errors come as
 `{"error": "..."}`; UNAVAILABLE is 503, RESOURCE_EXHAUSTED 429, DEADLINE_EXCEEDED 504,
@@ -25,7 +29,7 @@ class TFServingClient:
 
     def __init__(self, base_url: str, model_name: str, timeout_s: float,
                  session: requests.Session | None = None, *, pool_size: int = 16,
-                 version: str | None = None) -> None:
+                 version: str | None = None, window: int | None = None) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
         if version is not None and not version.isdigit():
@@ -35,13 +39,17 @@ class TFServingClient:
         model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}" + (
             f"/versions/{version}" if version is not None else "")
         self.predict_url = f"{model_url}:predict"
+        self.window = window  # the model's time steps (its model.json); None: not checked
         self.timeout = (timeout_s, timeout_s)  # (connect, read)
         self.session = session or _pooled_session(pool_size)
 
     def predict(self, instances: np.ndarray) -> np.ndarray:
         x = np.asarray(instances, dtype=np.float32)
-        if x.ndim != 3 or not len(x):
-            raise ValueError(f"instances must have shape (batch >= 1, window, 1), got {x.shape}")
+        steps_ok = x.ndim == 3 and (self.window is None or x.shape[1] == self.window)
+        if not steps_ok or not len(x) or x.shape[2] != 1:
+            # TF Serving would judge (1, 20, 1) by its first steps and answer 200: refuse it here
+            raise ValueError(f"instances must have shape (batch >= 1, {self.window or 'window'}, 1), "
+                             f"got {x.shape}")
         # TF Serving would accept NaN/Infinity tokens and answer garbage; refuse them here.
         if not np.isfinite(x).all():
             raise ValueError("instances must be finite (no NaN or infinity)")
@@ -61,10 +69,7 @@ class TFServingClient:
         self.session.close()
 
     def _call(self, method: str, url: str, body: str | None = None) -> Any:
-        try:
-            response = self.session.request(method, url, data=body, headers=_JSON, timeout=self.timeout)
-        except requests.RequestException as exc:  # refused, reset, DNS, connect/read timeout
-            raise ServingUnavailable(f"TF Serving at {url} did not answer: {exc}") from exc
+        response = self._send(method, url, body)
         code = response.status_code
         if code == 200:
             try:
@@ -78,13 +83,27 @@ class TFServingClient:
         raise ServingError(f"TF Serving refused the request ({code}): {message}", status=code)
 
 
+    def _send(self, method: str, url: str, body: str | None) -> requests.Response:
+        send = lambda: self.session.request(method, url, data=body, headers=_JSON,  # noqa: E731
+                                            timeout=self.timeout)
+        try:
+            try:
+                return send()
+            except requests.ConnectionError as exc:
+                if isinstance(exc, requests.Timeout):  # a connect timeout: the server is away
+                    raise
+                return send()  # the connection broke under the request: once more, on a new one
+        except requests.RequestException as exc:  # refused, reset, DNS, connect/read timeout
+            raise ServingUnavailable(f"TF Serving at {url} did not answer: {exc}") from exc
+
+
 def _pooled_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     # Internal service: no proxy/netrc lookups from the environment (they also cost time
     # on every request).
     session.trust_env = False
-    # One host, up to pool_size concurrent keep-alive connections; max_retries=0 so a POST
-    # is never sent twice.
+    # One host, up to pool_size concurrent keep-alive connections; max_retries=0: the one
+    # resend (TFServingClient._send) is ours, for broken connections only.
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.infra.stackfiles import COMMON_SH, DEPLOY_SH, DOWN_SH, REPO_ROOT, docker_client, shell_array
 
@@ -65,6 +66,7 @@ class Host:
             "ANOMALIAS_STATE_FILE": str(self.state_file),
             "MODELS_DIR": str(models),
             "DEPLOY_WAIT_SECONDS": "5",
+            "DEPLOY_POLL_SECONDS": "0",
             "DOWN_WAIT_SECONDS": "5",
         }
 
@@ -132,6 +134,11 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
     # Config names carry a hash of their file, so edited files become new configs.
     deployed = (host.state / "stacks" / "data").read_text()
     assert re.search(r"name: anomalias_redis_conf_[0-9a-f]{12}", deployed)
+    # The images we build carry a hash of their inputs, and the stacks run those.
+    bridge = re.search(r"image: (anomalias/mqtt-bridge:[0-9a-f]{12})\n",
+                       (host.state / "stacks" / "mqtt").read_text())
+    assert bridge and bridge[1] in (host.state / "images").read_text().split()
+    assert _index(calls, r"^docker build -q -t anomalias/mqtt-bridge:") < func
 
     result = host.run(DOWN_SH)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -190,13 +197,90 @@ def test_a_registry_pushes_and_a_multi_node_swarm_needs_one(host):
     assert result.returncode == 0, result.stdout + result.stderr
     up = [c for c in host.calls() if c.startswith("faas-cli up")]
     assert up and "--skip-push" not in up[-1]
+    assert any(re.match(r"docker push -q registry\.example\.com/anomalias/mqtt-bridge:", c)
+               for c in host.calls())
 
 
-def test_docker_29_gets_the_newer_api_version_for_faas_swarm(host):
-    result = host.run(DEPLOY_SH, FAKE_ENGINE_VERSION="29.0.1")
+@pytest.mark.parametrize("engine, min_api, expected", [
+    ("28.2.2", "1.24", "1.30"),   # the version faas-swarm was written against
+    ("29.0.1", "1.44", "1.44"),   # 29.0 refuses clients below 1.44
+    ("29.7.2", "1.40", "1.40"),   # a later 29.x lowered its minimum
+    ("20.10.24", "1.12", "1.30"),
+])
+def test_faas_swarm_speaks_the_oldest_api_the_engine_accepts_from_1_30(host, engine, min_api, expected):
+    result = host.run(DEPLOY_SH, FAKE_ENGINE_VERSION=engine, FAKE_ENGINE_MIN_API=min_api)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1.44" in result.stderr
-    assert re.search(r'DOCKER_API_VERSION: "?1\.44', (host.state / "stacks" / "func").read_text())
+    assert f"faas-swarm uses API {expected}" in result.stdout
+    assert re.search(rf'DOCKER_API_VERSION: "?{re.escape(expected)}"?\n',
+                     (host.state / "stacks" / "func").read_text())
+
+
+def _nothing_deployed(host) -> bool:
+    return not any(re.match(r"docker (swarm init|stack deploy|secret create)", c) for c in host.calls())
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FAKE_FAAS_CLI_VERSION": "0.17.4"}, "faas-cli 0.17.4 cannot pull the template"),
+    ({"FAKE_FAAS_CLI_VERSION": "dev"}, "cannot tell faas-cli's version"),
+    ({"FAKE_ENGINE_VERSION": "19.03.8"}, "Docker Engine 19.03.8 is older than 20.10"),
+    ({"FAAS_SWARM_DOCKER_API_VERSION": "1.30", "FAKE_ENGINE_MIN_API": "1.44"},
+     "faas-swarm cannot use Docker API 1.30: this engine accepts 1.44 to 1.50"),
+])
+def test_every_tool_and_version_is_checked_before_anything_is_deployed(host, env, message):
+    result = host.run(DEPLOY_SH, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert _nothing_deployed(host)
+
+
+def _tasks(host, target: str, *lines: str) -> None:
+    (host.state / "tasks").mkdir(exist_ok=True)
+    (host.state / "tasks" / target).write_text("".join(f"{line}\n" for line in lines))
+
+
+def _replicas(host, stack: str, *lines: str) -> None:
+    (host.state / "replicas").mkdir(exist_ok=True)
+    (host.state / "replicas" / stack).write_text("".join(f"{line}\n" for line in lines))
+
+
+def test_a_rejected_task_stops_the_deploy_at_once_with_its_error(host):
+    _replicas(host, "func", "func_gateway 1/1", "func_queue-worker 0/1")
+    _tasks(host, "func",
+           'func_queue-worker.1|Rejected 1 second ago|"No such image: openfaas/queue-worker:0.11.2"',
+           'func_queue-worker.1|Rejected 6 seconds ago|"No such image: openfaas/queue-worker:0.11.2"')
+    result = host.run(DEPLOY_SH, DEPLOY_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "service func_queue-worker: task rejected" in result.stderr
+    assert "No such image: openfaas/queue-worker:0.11.2" in result.stderr
+    assert "*_IMAGE" in result.stderr  # what to do
+    assert sum(c.startswith("docker stack ps func") for c in host.calls()) == 1, "no waiting"
+
+
+def test_a_task_failing_again_and_again_stops_the_deploy_with_its_error(host):
+    _replicas(host, "func", "func_gateway 0/1")
+    _tasks(host, "func", "func_gateway.1|Starting 1 second ago|",
+           *['func_gateway.1|Failed 5 seconds ago|"task: non-zero exit (1)"'] * 3)
+    result = host.run(DEPLOY_SH, DEPLOY_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "service func_gateway: task failed 3 times" in result.stderr
+    assert "docker service logs func_gateway" in result.stderr
+
+
+def test_services_with_no_replicas_and_old_failures_of_ready_ones_do_not_hold_the_deploy(host):
+    _replicas(host, "func", "func_gateway 1/1", "func_prometheus 0/0", "func_alertmanager 0/0")
+    # the gateway failed while NATS was starting, then came up: not a reason to stop
+    _tasks(host, "func", "func_gateway.1|Running 1 minute ago|",
+           *['func_gateway.1|Failed 2 minutes ago|"task: non-zero exit (1)"'] * 3)
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_function_whose_image_is_missing_stops_the_deploy_naming_it(host):
+    _tasks(host, "nuevo", 'nuevo.1|Rejected 2 seconds ago|"No such image: anomalias/nuevo:0.1.0"')
+    result = host.run(DEPLOY_SH, FAKE_CONTENT_TYPE="text/plain; charset=utf-8",
+                      DEPLOY_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "service nuevo: task rejected" in result.stderr and "REGISTRY" in result.stderr
 
 
 def test_deploy_waits_for_the_functions_not_the_gateways_own_answers(host):
@@ -235,3 +319,36 @@ def test_deploy_names_the_missing_tools(tmp_path):
     assert "faas-cli" in result.stderr and "git" in result.stderr
     calls = (tmp_path / "state" / "calls")
     assert not calls.exists() or not calls.read_text().strip(), "nothing may run before the check"
+
+
+def test_kernels_without_ipvs_get_dns_round_robin_and_host_mode_ports(host):
+    result = host.run(DEPLOY_SH, STACK_OVERRIDES=str(REPO_ROOT / "infra" / "swarm" / "no-ipvs"),
+                      PUBLISH_MODE="host", GATEWAY_PORT="18080")
+    assert result.returncode == 0, result.stdout + result.stderr
+    func = yaml.safe_load((host.state / "stacks" / "func").read_text())["services"]
+    assert func["gateway"]["environment"]["direct_functions"] == "false"
+    assert func["faas-swarm"]["environment"]["dnsrr"] == "true"
+    assert func["gateway"]["ports"] == [{"mode": "host", "target": 8080, "published": 18080}]
+    for stack in ("func", "data", "mqtt"):
+        services = yaml.safe_load((host.state / "stacks" / stack).read_text())["services"]
+        assert {s["deploy"].get("endpoint_mode") for s in services.values()} == {"dnsrr"}, stack
+    assert "http://127.0.0.1:18080" in result.stdout  # deploy waits on and prints that port
+
+
+def test_an_update_whose_new_task_is_rejected_stops_the_deploy_while_the_old_one_runs(host):
+    """A start-first update keeps the old task: the service still counts n/n, but its slot's
+    newest task was refused."""
+    _replicas(host, "data", "data_serving 1/1")
+    _tasks(host, "data", 'data_serving.1|Rejected 1 second ago|"No such image: tensorflow/serving:9.9"',
+           "data_serving.1|Running 5 minutes ago|")
+    result = host.run(DEPLOY_SH)
+    assert result.returncode != 0
+    assert "service data_serving: task rejected" in result.stderr
+
+
+def test_a_rejected_task_in_the_history_of_a_running_slot_is_no_reason_to_stop(host):
+    _replicas(host, "data", "data_serving 1/1")
+    _tasks(host, "data", "data_serving.1|Running 1 minute ago|",
+           'data_serving.1|Rejected 1 hour ago|"No such image: tensorflow/serving:9.9"')
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -38,7 +38,7 @@ def test_secrets_are_read_from_files(tmp_path):
     (tmp_path / "token").write_text("tok")
     settings = load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
                               "API_TOKEN_FILE": str(tmp_path / "token")})
-    assert (settings.redis_password, settings.api_token) == ("s3cret", "tok")
+    assert (settings.redis_password, settings.api_key) == ("s3cret", "tok")
     absent = load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "none")})
     assert absent.redis_password is None
 

@@ -70,3 +70,13 @@ class LocalStack:
 
     def json(self, function: str, **params: Any) -> requests.Response:
         return self.http.get(self.url(function), params={**params, "format": "json"}, timeout=10)
+
+    def wait_total(self, sensor: str, count: int, deadline_s: float = 5.0) -> dict[str, Any]:
+        """listar's answer once the sensor holds `count` readings (queued calls run later),
+        or the last one when the deadline passes."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            listed = self.json("listar", sensor=sensor).json()
+            if listed["total"] >= count or time.monotonic() > deadline:
+                return listed
+            time.sleep(0.05)

@@ -3,48 +3,11 @@
 from __future__ import annotations
 
 import json
-import queue
-import time
-from http.server import BaseHTTPRequestHandler
-
-import pytest
-
-from tests.support.http_server import http_server
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.received.put((dict(self.headers), body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def callback():
-    """A real HTTP server on a free port; `.received` holds (headers, body) per POST."""
-    with http_server(_Receiver) as server:
-        server.received = queue.Queue()
-        server.url = f"http://127.0.0.1:{server.server_address[1]}/done"
-        yield server
 
 
 def async_post(api, function, data, headers=None, **params):
     return api.http.post(f"{api.base}/async-function/{function}", data=data, params=params,
                          headers={"Content-Type": "application/json", **(headers or {})}, timeout=10)
-
-
-def wait_stored(api, sensor, count, deadline_s=5.0):
-    deadline = time.monotonic() + deadline_s
-    while True:
-        listed = api.json("listar", sensor=sensor).json()
-        if listed["total"] >= count or time.monotonic() > deadline:
-            return listed
-        time.sleep(0.05)
 
 
 def test_a_queued_reading_is_stored_and_its_answer_called_back(api, redis_client, callback):
@@ -53,7 +16,7 @@ def test_a_queued_reading_is_stored_and_its_answer_called_back(api, redis_client
     assert answer.status_code == 202 and answer.content == b""
     call_id = answer.headers["X-Call-Id"]
     assert call_id
-    listed = wait_stored(api, "cola", 1)
+    listed = api.wait_total("cola", 1)
     assert listed["readings"] == [{"timestamp": 1_700_000_000_000, "value": 21.5, "anomaly": False,
                                    "alert": False}]
     headers, sent = callback.received.get(timeout=5)

@@ -2,7 +2,7 @@
 
 The broker is amqtt on a free port; the stack is `python -m infra.local` with MQTT_BROKER
 set, over a copy of stack.yml that gives nuevo and detectar `topic` annotations, and with
-an API token, so the connector's way of carrying it (Basic auth) is exercised too.
+an API key, so every call the bridge makes must be signed (shared/signing.py).
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ from __future__ import annotations
 import base64
 import json
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from werkzeug.datastructures import Headers, MultiDict
 
 from infra.local.functions import STACK_FILE
-from infra.local.mqtt import (BridgeConfigError, MqttBridge, basic_token_header, parse_broker,
-                              topic_map)
-from shared.endpoint import _token
+from infra.mqtt_bridge import BridgeConfigError, MqttBridge, gateway_topics, parse_broker, topic_map
+from shared import signing
 from shared.errors import BadRequest
 from shared.params import merged_params, topic_sensor
+from tests.support.http_server import http_server
 from tests.support.mqtt_broker import MqttBroker, publish
 from tests.support.stack import LocalStack
 
@@ -66,16 +68,57 @@ def test_topics_match_annotations_exactly_as_connector_sdk_does():
     assert bridge.deliver("planta/b/temperatura", b"1") == []
 
 
-def test_broker_urls_and_the_token_as_the_connector_sends_it():
+def test_broker_urls():
     assert (parse_broker("tcp://10.0.0.5:1884").host, parse_broker("mosquitto").port) == ("10.0.0.5", 1883)
     for bad in ("ws://h:80", "tcp://", "tcp://h:99999", "tcp://h:1883/x"):
         with pytest.raises(BridgeConfigError):
             parse_broker(bad)
-    header = basic_token_header(TOKEN)
-    assert base64.b64decode(header[6:]) == f"mqtt:{TOKEN}".encode()
-    assert _token(Headers({"Authorization": header})) == TOKEN
-    assert _token(Headers({"Authorization": "Basic !!!"})) == ""
-    assert _token(Headers({"Authorization": f"Bearer {TOKEN}"})) == TOKEN
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    """The gateway's GET /system/functions (basic auth) and a /function/ that records calls."""
+    functions = [{"name": "detectar", "annotations": {"topic": "planta/a/temperatura"}},
+                 {"name": "listar", "annotations": None}]
+
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"admin:pw").decode()
+        body = json.dumps(self.functions).encode() if ok else b"unauthorized"
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.calls.append((self.path, dict(self.headers), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_on_swarm_the_topics_come_from_the_gateway_and_each_call_is_signed():
+    with http_server(_Gateway) as server:
+        server.calls = []
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        listing = requests.Session()
+        assert gateway_topics(listing, url, ("admin", "pw")) == {"planta/a/temperatura": ["detectar"]}
+        with pytest.raises(requests.HTTPError):
+            gateway_topics(listing, url, ("admin", "wrong"))
+        bridge = MqttBridge(parse_broker("tcp://127.0.0.1:1"), url, {}, key=TOKEN, asynchronous=True,
+                            topics_source=lambda: gateway_topics(listing, url, ("admin", "pw")))
+        assert bridge.deliver("planta/a/temperatura", b"25.5") == [("detectar", 200)]
+        path, headers, body = server.calls[0]
+        assert path == "/async-function/detectar" and body == b"25.5"
+        assert headers["X-Topic"] == "planta/a/temperatura"
+        signing.verify(headers[signing.HEADER], TOKEN.encode(), "detectar", [], body, 60_000)
+        assert TOKEN not in json.dumps(headers)
+        # the gateway gone: the last map is kept
+        bridge.topics_source = lambda: gateway_topics(listing, "http://127.0.0.1:1", ("a", "b"))
+        bridge._topics_read = float("-inf")
+        assert bridge.deliver("planta/a/temperatura", b"1")[0][0] == "detectar"
 
 
 # --- end to end ----------------------------------------------------------------------------------
@@ -173,22 +216,25 @@ def test_a_malformed_message_stores_nothing_and_the_next_one_arrives(mqtt, redis
                  ("planta/otro/temperatura", b"25.0"),  # no function names this topic
                  ("planta/horno-2/temperatura", b"21.5"))
     wait_for(lambda: values(redis_client, "horno-2") == [21.5], "the good message")
-    assert sorted(k.decode() for k in redis_client.keys("*")) == ["horno-2"]
+    sensors = [k.decode() for k in redis_client.keys("*") if not k.startswith(b"/signatures/")]
+    assert sensors == ["horno-2"]
     log = mqtt.stack.log_path.read_text(errors="replace")
     assert log.count("planta/horno-1/temperatura -> detectar [400]") == len(bad)
     assert "planta/bad sensor!/temperatura -> detectar [400]" in log
     assert "no function has the topic annotation 'planta/otro/temperatura'" in log
 
 
-def test_the_bridge_needs_the_token_the_functions_require(mqtt, redis_client):
-    # Without the token a direct call is refused: the bridge's messages got in only with it.
+def test_the_bridge_signs_what_the_functions_require(mqtt, redis_client):
+    # Unsigned, a direct call is refused: the bridge's messages got in only signed.
     refused = mqtt.stack.http.post(mqtt.stack.url("detectar"), data=b"20",
                                    headers={"X-Topic": "planta/horno-1/temperatura"})
     assert refused.status_code == 401
     accepted = mqtt.stack.http.post(mqtt.stack.url("detectar"), data=b"20",
-                                    headers={"X-Topic": "planta/horno-1/temperatura",
-                                             "Authorization": basic_token_header(TOKEN, "any")})
+                                    headers={"X-Topic": "planta/horno-1/temperatura"},
+                                    auth=signing.SigningAuth(TOKEN.encode()))
     assert accepted.status_code == 200 and values(redis_client, "horno-1") == [20.0]
+    # and the key is in no line the bridge or the gateway logged
+    assert TOKEN not in mqtt.stack.log_path.read_text(errors="replace")
 
 
 def test_the_bridge_reconnects_after_a_broker_restart(mqtt, redis_client):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import yaml
 
 from tests.infra.stackfiles import GRAFANA_DIR, SWARM_DIR, load_json, load_yaml
+
+WINDOW = 10
 
 DATASOURCES = yaml.safe_load((GRAFANA_DIR / "provisioning" / "datasources" / "anomalias.yml")
                              .read_text())
@@ -71,29 +76,94 @@ def test_every_query_uses_a_provisioned_datasource():
     assert count
 
 
-def test_redis_queries_follow_the_key_layout():
-    redis = [(p, t) for p, t in _targets() if t["datasource"]["type"] == "redis-datasource"]
+# The query model of redis-datasource 2.2.0 (pkg/types.go `queryModel`): the keys a target may
+# carry; pkg/redis-time-series.go `queryTsMRange` turns them into the command.
+QUERY_MODEL_KEYS = {"refId", "datasource", "type", "query", "keyName", "field", "filter", "command",
+                    "aggregation", "bucket", "legend", "value", "fill", "streaming",
+                    "streamingDataType", "tsGroupByLabel", "tsReducer"}
+SENSOR_FILTER = "sensor=(${sensor:csv})"
+
+
+def _redis_targets():
+    return [(p, t) for p, t in _targets() if t["datasource"]["type"] == "redis-datasource"]
+
+
+def test_redis_queries_are_aggregated_mranges_of_the_selected_sensors():
+    redis = _redis_targets()
     assert redis
     for panel, target in redis:
+        assert set(target) <= QUERY_MODEL_KEYS, (panel["title"], set(target) - QUERY_MODEL_KEYS)
         assert target["type"] == "timeSeries", panel["title"]
-        assert target["command"] in ("ts.range", "ts.mrange", "ts.get", "ts.mget")
-        if target["command"] == "ts.mrange":
-            # Without an aggregation the plugin sends the bucket as a stray argument.
-            assert target.get("aggregation") and int(target["bucket"]) > 0, panel["title"]
-    filters = {t.get("filter") for _, t in redis}
-    keys = {t.get("keyName") for _, t in redis}
-    assert "kind=reading" in filters
-    assert "kind=anomaly" in filters
-    assert "mediciones" in keys
-    assert any(k and k.endswith("/anomalies") for k in keys)
+        # TS.MRANGE: a filter that matches nothing is an empty answer, never an error (a
+        # TS.RANGE of <sensor>/anomalies fails until the sensor's first anomaly)
+        assert target["command"] == "ts.mrange", panel["title"]
+        # aggregated: bounded points whatever the range (without one the plugin also sends
+        # the bucket as a stray argument)
+        assert target["aggregation"] in ("avg", "max") and int(target["bucket"]) >= 60_000
+        kind, selected = target["filter"].split(" ")
+        assert kind in ("kind=reading", "kind=anomaly") and selected == SENSOR_FILTER
+        # legend names the frame, value names the field (the label's value): both the sensor,
+        # else a lone series is called "Value"
+        assert target["legend"] == "sensor" and target["value"] == "sensor"
+    assert {t["filter"].split(" ")[0] for _, t in redis} == {"kind=reading", "kind=anomaly"}
+
+
+def test_series_are_named_by_sensor():
+    for panel, target in _redis_targets():
+        names = [panel["fieldConfig"]["defaults"].get("displayName")]
+        names += [prop["value"] for o in panel["fieldConfig"]["overrides"]
+                  if o["matcher"] == {"id": "byFrameRefID", "options": target["refId"]}
+                  for prop in o["properties"] if prop["id"] == "displayName"]
+        assert names[-1] and names[-1].startswith("${__field.name}"), panel["title"]
+
+
+def test_the_sensor_variable_lists_the_sensors_with_readings():
+    for path in DASHBOARD_FILES:
+        variables = {v["name"]: v for v in load_json(path)["templating"]["list"]}
+        sensor = variables["sensor"]
+        assert sensor["type"] == "query" and sensor["datasource"]["type"] == "redis-datasource"
+        assert sensor["query"] == "TS.QUERYINDEX kind=reading"  # a custom command: the keys
+        assert sensor["multi"] and sensor["includeAll"]
+        assert re.fullmatch(sensor["regex"].strip("/"), "horno-3.a:b_1")
+        assert not re.fullmatch(sensor["regex"].strip("/"), "(empty array)")  # the plugin's "none"
+
+
+def mrange_args(target: dict, sensors: list[str], from_ms: int, to_ms: int) -> list:
+    """What queryTsMRange sends: TS.MRANGE from to AGGREGATION a b WITHLABELS FILTER <shell split>,
+    the filter with ${sensor:csv} interpolated as Grafana does (values joined by commas)."""
+    filter_text = target["filter"].replace("${sensor:csv}", ",".join(sensors))
+    return ["TS.MRANGE", from_ms, to_ms, "AGGREGATION", target["aggregation"], target["bucket"],
+            "WITHLABELS", "FILTER", *shlex.split(filter_text)]
+
+
+def test_the_dashboards_commands_against_redis_before_and_after_the_first_anomaly(api, redis_client):
+    start = 1_700_000_000_000
+    for i in range(WINDOW):
+        for sensor in ("horno-1", "horno-2"):
+            assert api.get("nuevo", dato="70.0", sensor=sensor, timestamp=str(start + i * 300_000)).status_code == 200
+    after = start + WINDOW * 300_000
+    sensors = [v.decode() for v in redis_client.execute_command("TS.QUERYINDEX", "kind=reading")]
+    assert sorted(sensors) == ["horno-1", "horno-2"]
+    targets = {t["filter"].split(" ")[0]: t for _, t in _redis_targets()}
+
+    def run(kind: str, chosen: list[str]) -> dict[str, list]:
+        reply = redis_client.execute_command(*mrange_args(targets[kind], chosen, start, after + 600_000))
+        return {dict(labels)[b"sensor"].decode(): samples for _key, labels, samples in reply}
+
+    assert sorted(run("kind=reading", sensors)) == ["horno-1", "horno-2"]
+    assert list(run("kind=reading", ["horno-2"])) == ["horno-2"]
+    assert run("kind=anomaly", sensors) == {}  # no anomaly yet: empty, not an error
+    assert api.json("detectar", dato="95.0", sensor="horno-1", timestamp=str(after)).json()["anomaly"]
+    anomalies = run("kind=anomaly", sensors)
+    assert list(anomalies) == ["horno-1"] and float(anomalies["horno-1"][0][1]) == 95.0
+    assert len(run("kind=reading", ["horno-1"])["horno-1"]) <= WINDOW + 1  # one per minute at most
 
 
 def test_anomalies_are_drawn_as_points():
     for path in DASHBOARD_FILES:
         for panel in load_json(path)["panels"]:
             anomaly_refs = {t["refId"] for t in panel.get("targets", [])
-                            if t.get("filter") == "kind=anomaly"
-                            or str(t.get("keyName", "")).endswith("/anomalies")}
+                            if str(t.get("filter", "")).startswith("kind=anomaly")}
             for ref in anomaly_refs:
                 overrides = [o for o in panel["fieldConfig"]["overrides"]
                              if o["matcher"] == {"id": "byFrameRefID", "options": ref}]
@@ -106,3 +176,19 @@ def test_function_metrics_panels():
                      if t["datasource"]["type"] == "prometheus")
     assert "gateway_function_invocation_total" in exprs
     assert "gateway_functions_seconds" in exprs
+
+
+def test_grafana_starts_offline_from_the_image_we_build():
+    """No install at start; the plugin baked in outside the data volume's path."""
+    grafana = load_yaml(SWARM_DIR / "data.yml")["services"]["grafana"]
+    env = grafana["environment"]
+    assert not any(k.startswith(("GF_INSTALL_PLUGINS", "GF_PLUGINS_PREINSTALL")) for k in env)
+    dockerfile = (GRAFANA_DIR / "Dockerfile").read_text()
+    plugins_dir = re.search(r"^ENV GF_PATHS_PLUGINS=(\S+)$", dockerfile, re.M)[1]
+    assert re.search(r"plugins install redis-datasource 2\.2\.0", dockerfile)
+    assert '--pluginsDir "$GF_PATHS_PLUGINS"' in dockerfile
+    mounts = [v.split(":")[1] if isinstance(v, str) else v["target"] for v in grafana["volumes"]]
+    assert "/var/lib/grafana" in mounts
+    for mount in mounts:
+        assert not (plugins_dir + "/").startswith(mount.rstrip("/") + "/"), "hidden by a volume"
+    assert grafana["image"].startswith("anomalias/grafana:")  # ours, not grafana/grafana

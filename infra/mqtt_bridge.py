@@ -13,8 +13,11 @@ It follows the connector's rules (openfaas/mqtt-connector `main.go`, openfaas/co
   `X-Topic: <topic>` and `X-Connector: connector-sdk`;
 - one message at a time, in arrival order; an answer that is not 2xx is logged and the
   message is not retried (the connector neither retries).
-When the functions need the API token, the call carries it as the connector can: as the
-password of Basic auth (`gateway_url` http://mqtt:<token>@gateway:8080 on Swarm).
+When the functions need the API key, each call is signed for itself (shared/signing.py):
+the bridge holds the key, no call or log line carries it. OpenFaaS's mqtt-connector cannot
+do that (it can only put a reusable token in its gateway URL, which it logs), so on Swarm
+this bridge runs in its place (infra/swarm/mqtt.yml, `python -m infra.mqtt_bridge`), with the
+topic map read from the gateway's /system/functions as connector-sdk reads it.
 
 Why HTTP to the local gateway rather than calling the handlers in-process: the message then
 takes the path it takes on Swarm (gateway body limit, template event, token check, response),
@@ -28,18 +31,21 @@ does with `persistence true`).
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import requests
+
+from shared.signing import SigningAuth
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +96,16 @@ def topic_map(annotations: Mapping[str, Mapping[str, str]]) -> dict[str, list[st
     return mapping
 
 
-def basic_token_header(token: str, user: str = "mqtt") -> str:
-    """The Authorization header Go's HTTP client sends for http://<user>:<token>@host."""
-    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
-
-
 class MqttBridge:
     """Subscribes to one topic filter and POSTs each message to the functions that name it."""
 
     def __init__(self, broker: BrokerAddress, gateway_url: str,
                  topics: Mapping[str, list[str]], topic_filter: str = DEFAULT_TOPIC_FILTER,
-                 qos: int = 1, client_id: str | None = None, token: str | None = None,
-                 timeout_s: float = 65.0, ready_timeout_s: float = 60.0):
+                 qos: int = 1, client_id: str | None = None, key: str | None = None,
+                 asynchronous: bool = False, timeout_s: float = 65.0,
+                 ready_timeout_s: float = 60.0,
+                 topics_source: Callable[[], dict[str, list[str]]] | None = None,
+                 refresh_s: float = 10.0):
         if qos not in (0, 1, 2):
             raise BridgeConfigError(f"MQTT_QOS={qos!r} is not valid: expected 0, 1 or 2")
         if not topic_filter:
@@ -117,10 +121,16 @@ class MqttBridge:
         # Accept is ours, not the connector's: it only makes the logged answers JSON.
         self.headers = {"Content-Type": CONTENT_TYPE, "X-Connector": CONNECTOR_HEADER,
                         "Accept": "application/json", "User-Agent": "anomalias/local-mqtt-bridge"}
-        if token:
-            self.headers["Authorization"] = basic_token_header(token)
+        self.route = "async-function" if asynchronous else "function"  # -async-invoke
+        # On Swarm the map is the gateway's, read again every refresh_s: a redeploy with
+        # other annotations is followed, as connector-sdk follows it.
+        self.topics_source = topics_source
+        self.refresh_s = refresh_s
+        self._topics_read = float("-inf")
         self.messages: queue.Queue = queue.Queue()
         self.http = requests.Session()
+        if key:
+            self.http.auth = SigningAuth(key.encode())
         self.delivered = 0  # calls answered 2xx
         self.refused = 0  # calls answered otherwise, or that failed
         self.connected = threading.Event()
@@ -159,8 +169,22 @@ class MqttBridge:
                 pass
             time.sleep(0.1)
 
+    def _refresh_topics(self) -> None:
+        if self.topics_source is None or time.monotonic() - self._topics_read < self.refresh_s:
+            return
+        try:
+            topics = self.topics_source()
+            self._topics_read = time.monotonic()
+            if topics != self.topics:
+                log.info("MQTT: topics from the gateway: %s", _routes(topics))
+            self.topics = topics
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            log.warning("MQTT: cannot read the functions' topics from the gateway (%s); "
+                        "keeping the last map", exc)
+
     def deliver(self, topic: str, payload: bytes) -> list[tuple[str, int | None]]:
         """Invoke every function whose annotation names `topic`; (function, status) pairs."""
+        self._refresh_topics()
         names = self.topics.get(topic, [])
         if not names and topic not in self._unrouted:
             self._unrouted.add(topic)
@@ -170,7 +194,7 @@ class MqttBridge:
         for name in names:
             headers = {**self.headers, "X-Topic": topic}
             try:
-                answer = self.http.post(f"{self.gateway_url}/function/{name}", data=payload,
+                answer = self.http.post(f"{self.gateway_url}/{self.route}/{name}", data=payload,
                                         headers=headers, timeout=self.timeout_s)
             except requests.RequestException as exc:
                 self.refused += 1
@@ -216,9 +240,8 @@ class MqttBridge:
         # does not depend on the broker being up first.
         client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         client.loop_start()
-        log.info("MQTT: bridge %s -> %s/function/<name>, topics: %s", self.broker,
-                 self.gateway_url, ", ".join(f"{t} -> {'+'.join(f)}" for t, f in
-                                              sorted(self.topics.items())) or "(none annotated)")
+        log.info("MQTT: bridge %s -> %s/%s/<name>, topics: %s", self.broker, self.gateway_url,
+                 self.route, "read from the gateway" if self.topics_source else _routes(self.topics))
         return self
 
     def stop(self) -> None:
@@ -232,7 +255,7 @@ class MqttBridge:
 
 
 def bridge_from_env(env: Mapping[str, str], gateway_url: str,
-                    annotations: Mapping[str, Mapping[str, str]], token: str | None,
+                    annotations: Mapping[str, Mapping[str, str]], key: str | None,
                     default_client_id: str) -> MqttBridge | None:
     """The bridge `MQTT_BROKER` asks for, or None when it is unset."""
     broker = env.get("MQTT_BROKER", "").strip()
@@ -243,7 +266,8 @@ def bridge_from_env(env: Mapping[str, str], gateway_url: str,
         raise BridgeConfigError(f"MQTT_QOS={qos_text!r} is not valid: expected 0, 1 or 2")
     return MqttBridge(parse_broker(broker), gateway_url, topic_map(annotations),
                       topic_filter=env.get("MQTT_TOPIC", "").strip() or DEFAULT_TOPIC_FILTER,
-                      qos=int(qos_text), token=token,
+                      qos=int(qos_text), key=key,
+                      asynchronous=env.get("MQTT_ASYNC_INVOKE", "").strip() == "true",
                       client_id=env.get("MQTT_CLIENT_ID", "").strip() or default_client_id)
 
 
@@ -255,3 +279,43 @@ def topics_of(functions: Iterable) -> dict[str, dict[str, str]]:
 def default_client_id(port: int) -> str:
     """Stable per gateway port, so a restarted `make up` resumes its persistent session."""
     return f"anomalias-local-{os.uname().nodename[:20]}-{port}"
+
+
+def _routes(topics: Mapping[str, list[str]]) -> str:
+    return ", ".join(f"{t} -> {'+'.join(f)}" for t, f in sorted(topics.items())) or "(none annotated)"
+
+
+def gateway_topics(http: requests.Session, gateway_url: str,
+                   credentials: tuple[str, str]) -> dict[str, list[str]]:
+    """topic -> functions from the gateway's GET /system/functions (basic auth)."""
+    answer = http.get(f"{gateway_url}/system/functions", auth=credentials, timeout=10)
+    answer.raise_for_status()
+    return topic_map({f["name"]: f.get("annotations") or {} for f in answer.json()})
+
+
+def main() -> None:
+    """On Swarm (infra/swarm/mqtt.yml), in place of OpenFaaS's mqtt-connector: MQTT_BROKER,
+    MQTT_TOPIC, MQTT_QOS, MQTT_ASYNC_INVOKE, GATEWAY_URL; the gateway's user and password and
+    the API key are read from SECRETS_DIR (/run/secrets), never logged."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    env = os.environ
+    secrets = Path(env.get("SECRETS_DIR", "/run/secrets"))
+    credentials = tuple((secrets / name).read_text().strip()
+                        for name in ("basic-auth-user", "basic-auth-password"))
+    key = (secrets / "api-token").read_text().strip() or None
+    gateway = env.get("GATEWAY_URL", "http://gateway:8080").rstrip("/")
+    listing = requests.Session()
+    bridge = bridge_from_env(env, gateway, {}, key, "anomalias-mqtt-bridge")
+    if bridge is None:
+        raise SystemExit("MQTT_BROKER is not set")
+    bridge.topics_source = lambda: gateway_topics(listing, gateway, credentials)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    bridge.start()
+    stopping.wait()
+    bridge.stop()
+
+
+if __name__ == "__main__":
+    main()
