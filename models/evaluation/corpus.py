@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .nab import NabDataError, NabSeries, load_series
+from .nab import NabDataError, NabSeries, load_series, read_windows_file
 from .report import ModelReport
 
 WINDOWS_FILE = "windows.json"
@@ -33,14 +33,7 @@ class FileScore:
 
 def keys(folder: Path) -> list[str]:
     """The corpus's files, as windows.json lists them."""
-    path = Path(folder) / WINDOWS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NabDataError(f"{path}: cannot read the corpus's windows: {exc}") from exc
-    if not isinstance(data, dict) or not data:
-        raise NabDataError(f"{path}: expected an object of <category>/<file>.csv -> windows")
-    return sorted(data)
+    return sorted(read_windows_file(Path(folder) / WINDOWS_FILE))
 
 
 def load(folder: Path, key: str) -> NabSeries:

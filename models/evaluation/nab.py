@@ -150,9 +150,8 @@ def _series_key(data: dict, path: Path, csv_path: Path, series: str | None) -> s
                        "name one with --series")
 
 
-def load_windows(path: str | Path, csv_path: str | Path,
-                 series: str | None = None) -> tuple[str, list[tuple[str, str]]]:
-    """The series' key and its labelled windows in a NAB windows json (see `_series_key`)."""
+def read_windows_file(path: str | Path) -> dict:
+    """A NAB windows json: an object of `<category>/<file>.csv` -> [[start, end], ...]."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -160,6 +159,14 @@ def load_windows(path: str | Path, csv_path: str | Path,
         raise NabDataError(f"{path}: cannot read it as JSON: {exc}") from exc
     if not isinstance(data, dict) or not data:
         raise NabDataError(f"{path}: expected an object of series -> windows")
+    return data
+
+
+def load_windows(path: str | Path, csv_path: str | Path,
+                 series: str | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """The series' key and its labelled windows in a NAB windows json (see `_series_key`)."""
+    path = Path(path)
+    data = read_windows_file(path)
     series = _series_key(data, path, Path(csv_path), series)
     windows = data[series]
     if not isinstance(windows, list) or not all(
