@@ -5,17 +5,22 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 
 from shared import store as store_module
-from shared.store import NotATimeSeries, StoreUnavailable, TimestampTaken
+from shared.config import load_settings
 from shared.readings import HistoryQuery, Reading
-from shared.store import ReadingStore
+from shared.redis_connection import connect
+from shared.store import NotATimeSeries, ReadingStore, StoreUnavailable, TimestampTaken
+
+
+def store_at(port: int, **settings: str) -> ReadingStore:
+    return ReadingStore(connect(load_settings({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port),
+                                               "REDIS_PASSWORD_FILE": "", **settings})))
 
 
 @pytest.fixture
-def store(redis_client):
-    return ReadingStore(redis_client)
+def store(redis_server, redis_client):
+    return store_at(redis_server.port)
 
 
 def test_a_reading_is_stored_with_its_labels_and_never_overwritten(store, redis_client):
@@ -100,7 +105,7 @@ def test_a_sensor_named_like_another_redis_key_is_a_conflict(store, redis_client
 
 
 def test_an_unreachable_redis_is_unavailable():
-    dead = ReadingStore(redis.Redis(port=1, socket_connect_timeout=0.5))
+    dead = store_at(1, REDIS_TIMEOUT="0.5")
     with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
         dead.add("s1", Reading(1.0, None))
     assert dead.ping() is False
