@@ -108,9 +108,9 @@ def _store_errors(sensor: str, writing: bool = True) -> Iterator[None]:
     except redis.AuthenticationError as exc:  # a ConnectionError too: test it first
         raise StoreUnavailable("Redis refused our credentials") from exc
     except NotReplicated as exc:
-        raise StoreUnavailable(f"Redis stored the write but no replica confirmed it ({exc}); "
-                               "try again (a reading re-sent with its timestamp is never "
-                               "stored twice)") from exc
+        # On the master, not yet safe from its failure: unacknowledged, and maybe kept.
+        raise StoreUnavailable(f"Redis is unavailable: {exc}; try again (a reading re-sent "
+                               "with its timestamp is never stored twice)") from exc
     except (redis.ConnectionError, redis.TimeoutError, ClusterDownError, TryAgainError) as exc:
         # A write may have been applied just before the connection broke: say so honestly.
         raise StoreUnavailable("Redis is unavailable; try again" + (
