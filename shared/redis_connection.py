@@ -21,7 +21,8 @@ import threading
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException
+from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError,
+                              RedisClusterException)
 from redis.retry import Retry
 
 from .config import Settings
@@ -54,31 +55,34 @@ class RedisConnection:
                     socket_connect_timeout=s.redis_timeout_s, health_check_interval=1,
                     socket_keepalive=True)
 
-    def run(self, source: str, keys: list, args: list):
-        """EVALSHA the script (loaded again if Redis lost it: NOSCRIPT means it did not run)."""
+    def run(self, source: str, keys: list, args: list, writes: bool = True):
+        """EVALSHA the script (loaded again if Redis lost it: NOSCRIPT means it did not run);
+        a script that `writes` waits for the replicas."""
         command = ("EVALSHA", _sha1(source), len(keys), *keys, *args)
+        wait = self.wait_replicas if writes else 0
         try:
-            return self._on_master(keys[0], command)
+            return self._on_master(keys[0], command, wait)
         except NoScriptError:
-            self.master_client(keys[0]).script_load(source)
-            return self._on_master(keys[0], command)
+            for client in self.masters():  # wherever a redirection may lead
+                client.script_load(source)
+            return self._on_master(keys[0], command, wait)
 
-    def _execute(self, client: redis.Redis, command: tuple, asking: bool = False):
-        if not self.wait_replicas and not asking:
+    def _execute(self, client: redis.Redis, command: tuple, wait: int, asking: bool = False):
+        if not wait and not asking:
             return client.execute_command(*command)
         with client.pipeline(transaction=False) as pipe:  # one connection, in order
             if asking:
                 pipe.execute_command("ASKING")
             pipe.execute_command(*command)
-            if self.wait_replicas:
-                pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+            if wait:
+                pipe.execute_command("WAIT", wait, self.wait_ms)
             replies = pipe.execute()
-        if self.wait_replicas and replies[-1] < self.wait_replicas:
-            raise NotReplicated(f"{replies[-1]} of {self.wait_replicas} replicas confirmed "
-                                f"the write within {self.wait_ms} ms")
+        if wait and replies[-1] < wait:
+            raise NotReplicated(f"{replies[-1]} of {wait} replicas confirmed the write within "
+                                f"{self.wait_ms} ms")
         return replies[1 if asking else 0]
 
-    def _on_master(self, key: str, command: tuple):
+    def _on_master(self, key: str, command: tuple, wait: int):
         raise NotImplementedError
 
     def master_client(self, key: str) -> redis.Redis:
@@ -99,8 +103,8 @@ class OneServer(RedisConnection):
         self.client = redis.Redis(host=host, port=port, retry=Retry(NoBackoff(), 0),
                                   **self.client_options())
 
-    def _on_master(self, key: str, command: tuple):
-        return self._execute(self.client, command)
+    def _on_master(self, key: str, command: tuple, wait: int):
+        return self._execute(self.client, command, wait)
 
     def master_client(self, key: str) -> redis.Redis:
         return self.client
@@ -129,6 +133,8 @@ class Cluster(RedisConnection):
     @property
     def cluster(self) -> RedisCluster:
         """Built on first use: a cluster that is down at start is a 503, not a crash."""
+        if self._cluster is not None:
+            return self._cluster
         with self._building:
             if self._cluster is None:
                 try:
@@ -158,7 +164,7 @@ class Cluster(RedisConnection):
             raise redis.ConnectionError(f"no master known for key {key!r}") from exc
         return self.cluster.get_redis_connection(node)
 
-    def _on_master(self, key: str, command: tuple):
+    def _on_master(self, key: str, command: tuple, wait: int):
         asked = None
         for _ in range(REDIRECTIONS):
             try:
@@ -168,10 +174,10 @@ class Cluster(RedisConnection):
                         or ClusterNode(asked.host, asked.port))
                 else:
                     client = self.master_client(key)
-                return self._execute(client, command, asking=asked is not None)
-            except MovedError:  # the slot has a new master: read the map, then send it there
+                return self._execute(client, command, wait, asking=asked is not None)
+            except MovedError as exc:  # the slot has a new master: send it there
                 asked = None
-                self._refresh()
+                self.cluster.nodes_manager.update_moved_exception(exc)
             except AskError as exc:  # the slot is migrating and the key already left
                 asked = exc
             except (redis.ConnectionError, redis.TimeoutError, ClusterDownError):

@@ -294,7 +294,10 @@ class ReadingStore:
     def claim_nonce(self, nonce: str, ttl_ms: int) -> bool:
         """Record a signed call's nonce for `ttl_ms`; False when it was recorded before."""
         with _store_errors(nonce, writing=False):
-            return bool(self.connection.run(NONCE_SCRIPT, [NONCE_PREFIX + nonce], [ttl_ms]))
+            # No wait for replicas: a nonce lost in a failover reopens a replay for the
+            # calls of its last moments, it never loses a reading.
+            return bool(self.connection.run(NONCE_SCRIPT, [NONCE_PREFIX + nonce], [ttl_ms],
+                                            writes=False))
 
     def ping(self) -> bool:
         try:
@@ -361,7 +364,7 @@ class ReadingStore:
         with _store_errors(sensor, writing=False):
             reply = self.connection.run(HISTORY_SCRIPT,
                                         [sensor, anomalies_key(sensor), alerts_key(sensor)],
-                                        [query.start, query.end, query.count])
+                                        [query.start, query.end, query.count], writes=False)
         if not reply:  # no such sensor yet
             return History(0, [], set(), set())
         total, readings, anomalies, alerts = reply
