@@ -95,6 +95,9 @@ class RedisConnection:
     def ping(self) -> bool:
         raise NotImplementedError
 
+    def close(self) -> None:
+        raise NotImplementedError
+
 
 class OneServer(RedisConnection):
     def __init__(self, settings: Settings):
@@ -114,6 +117,9 @@ class OneServer(RedisConnection):
 
     def ping(self) -> bool:
         return bool(self.client.ping())
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class Cluster(RedisConnection):
@@ -190,6 +196,10 @@ class Cluster(RedisConnection):
 
     def ping(self) -> bool:
         return bool(self.cluster.ping(target_nodes=RedisCluster.PRIMARIES))
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
 
 
 def connect(settings: Settings) -> RedisConnection:

@@ -305,6 +305,9 @@ class ReadingStore:
         except redis.RedisError:
             return False
 
+    def close(self) -> None:
+        self.connection.close()
+
     def _store(self, sensor: str, reading: Reading, size: int) -> list:
         """Run ADD_SCRIPT: the reading stored (and, with `size`, its window and state).
 

@@ -83,6 +83,8 @@ def start_redis(args: argparse.Namespace) -> RedisServer | LocalCluster:
         server = LocalCluster(folder, args.cluster, args.replicas, base_port=args.redis_port)
         server.start()
         os.environ.update(REDIS_CLUSTER="1", REDIS_HOST=server.seeds())
+        if not args.replicas:  # nothing to wait for: writes would all time out
+            os.environ.setdefault("REDIS_WAIT_REPLICAS", "0")
         log.info("Redis Cluster: %d masters, %d replicas each, on 127.0.0.1:%d-%d, data in %s",
                  args.cluster, args.replicas, args.redis_port, server.nodes[-1].port, folder)
     else:

@@ -70,7 +70,7 @@ def call(redis_server, redis_client, handlers):
 
     yield invoke
     if "store" in SERVICES.__dict__:
-        SERVICES.store.client.close()
+        SERVICES.store.close()
     SERVICES.__dict__.clear()
     SERVICES.__dict__.update(saved)
 

@@ -20,7 +20,8 @@ class LocalStack:
     redis_port None its own, as `make up` does (data in log_dir/redis), unless `env` names
     the Redis to use (REDIS_HOST: a cluster's nodes)."""
 
-    def __init__(self, redis_port: int | None, log_dir: Path, env: dict[str, str] | None = None):
+    def __init__(self, redis_port: int | None, log_dir: Path, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"gateway-{self.port}.log"
@@ -35,6 +36,7 @@ class LocalStack:
         else:
             self.env.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis_port))
             self.redis_port = redis_port
+        self.args += args  # more `python -m infra.local` options (the last of a name wins)
         self.http = requests.Session()
         self.process: subprocess.Popen | None = None
 
