@@ -1,15 +1,16 @@
 """`python -m shared.migrate`: rename a sensor's derived keys from the layout before hash tags
-(`<sensor>/anomalies`, `<sensor>/detector`) to today's (`{<sensor>}/anomalies`, ...: see
-store.py). Readings keys never move. Idempotent: a second run finds nothing to do.
+(`<sensor>/anomalies`, `<sensor>/alerts`, `<sensor>/detector`) to today's
+(`{<sensor>}/anomalies`, ...: see store.py). Readings keys never move. Idempotent: a second
+run finds nothing to do.
 
 `make up` runs it at start; on a swarm, run it once in a function's container (README).
 Configured like the functions (REDIS_HOST, REDIS_CLUSTER, REDIS_PASSWORD_FILE, ...).
 
 A key whose new name is free is renamed (RENAMENX on one server; DUMP, RESTORE and DEL on a
 cluster, where the two names hash to different slots). When the new name exists too,
-functions of the new layout have already written there: anomaly marks are merged into it (a
-mark the new series already has stays), the detector state under the new name is kept (it
-is the one in use), and the old key is deleted.
+functions of the new layout have already written there: anomaly and alert marks are merged
+into it (a mark the new series already has stays), the detector state under the new name is
+kept (it is the one in use), and the old key is deleted.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def old_keys(client: redis.Redis):
 
 
 def _merge(src: redis.Redis, dst: redis.Redis, old: str, new: str, kind: str) -> None:
-    if kind == "anomalies":
+    if kind != "detector":  # marks: a time series
         for timestamp, value in src.ts().range(old, "-", "+"):
             dst.execute_command("TS.ADD", new, timestamp, value, "ON_DUPLICATE", "FIRST")
     src.delete(old)
