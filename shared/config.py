@@ -26,8 +26,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    redis_host: str
-    redis_port: int
+    redis_nodes: tuple[tuple[str, int], ...]  # the server, or a cluster's seed nodes
+    redis_cluster: bool
+    redis_wait_replicas: int
     redis_password: str | None
     redis_timeout_s: float
     serving_url: str | None
@@ -101,6 +102,24 @@ def _serving_url(env: Mapping[str, str]) -> str | None:
     return f"http://{host}" if ":" in host else f"http://{host}:8501"
 
 
+def _redis_nodes(env: Mapping[str, str], cluster: bool) -> tuple[tuple[str, int], ...]:
+    """REDIS_HOST: one host, or for a cluster a comma-separated list of seed nodes, each
+    `host` or `host:port` (REDIS_PORT when no port is given)."""
+    port = _positive_int(env, "REDIS_PORT", 6379, 65535)
+    raw = env.get("REDIS_HOST", "").strip() or "localhost"
+    nodes = []
+    for item in raw.split(","):
+        host, _, node_port = item.strip().partition(":")
+        if not host or (node_port and not (node_port.isdigit() and 0 < int(node_port) <= 65535)):
+            raise ConfigError(f"REDIS_HOST={raw!r} is not valid: expected host or host:port"
+                              + (", comma-separated" if cluster else ""))
+        nodes.append((host, int(node_port) if node_port else port))
+    if len(nodes) > 1 and not cluster:
+        raise ConfigError(f"REDIS_HOST={raw!r} names several nodes: set REDIS_CLUSTER=1 for a "
+                          "Redis Cluster")
+    return tuple(nodes)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; a bad value raises ConfigError naming the setting."""
     env = os.environ if env is None else env
@@ -113,9 +132,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     threshold = _parse(env, "THRESHOLD", None, float, lambda v: math.isfinite(v) and v >= 0,
                        "a number >= 0")
     list_max = _positive_int(env, "LIST_MAX_COUNT", 10_000, 1_000_000)
+    cluster = _choice(env, "REDIS_CLUSTER", "0", ("0", "1")) == "1"
     return Settings(
-        redis_host=env.get("REDIS_HOST", "").strip() or "localhost",
-        redis_port=_positive_int(env, "REDIS_PORT", 6379, 65535),
+        redis_nodes=_redis_nodes(env, cluster),
+        redis_cluster=cluster,
+        # A cluster has replicas to fail over to: a write waits for one unless told otherwise.
+        redis_wait_replicas=_parse(env, "REDIS_WAIT_REPLICAS", int(cluster), int,
+                                   lambda v: 0 <= v <= 16, "a whole number from 0 to 16"),
         redis_password=_read_secret(
             env.get("REDIS_PASSWORD_FILE", "/var/openfaas/secrets/redis-password")),
         redis_timeout_s=_positive_float(env, "REDIS_TIMEOUT", 2.0),

@@ -6,7 +6,7 @@ prediction of it and the readings just before it.
 A rule is built once from the model description's `decision` object (docs/architecture.md),
 which is where its parameters are checked: a description whose rule cannot work does not
 load, and the error names the parameter. Judging is then a pure function: the per-sensor
-state is a flat dict of floats (the runtime keeps it in the Redis hash `<sensor>/detector`),
+state is a flat dict of floats (the runtime keeps it in the Redis hash `{<sensor>}/detector`),
 given in and returned updated, never mutated in place.
 
 Rules

@@ -20,7 +20,8 @@ from .serving import Predictor
 from .serving.description import load_description, resolve_version_dir
 from .serving.engine import EmbeddedModel
 from .serving.tfserving import TFServingClient
-from .store import ReadingStore, connect
+from .redis_connection import connect
+from .store import ReadingStore
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Each method is one round trip: a Lua script, atomic, so that what is stored never depends
 on how requests interleave (a reading or a batch is stored whole, once, or not at all);
 replies are turned into plain Python values here and nowhere else.
-Key layout: docs/architecture.md.
+Key layout: docs/architecture.md, and the key names below (the one place that makes them).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.exceptions import ClusterDownError, TryAgainError
 
-from .config import Settings
 from .readings import HistoryQuery, Reading
+from .redis_connection import NotReplicated, RedisConnection
 
 MAX_CLOCK_BUMPS = 1000  # server-clock readings move at most this many ms forward
 
@@ -71,28 +70,30 @@ class BatchResult:
     conflicts: list[int]  # explicit timestamps the sensor already had
 
 
+# Key names. A sensor's readings are under its own id (`mediciones` stays the replaced
+# system's series); the keys derived from it carry the id as a hash tag, `{<sensor>}/...`,
+# so that Redis Cluster puts all of a sensor's keys in the slot of its readings key (a key
+# without braces hashes whole) and one script can use them together. Sensor ids cannot hold
+# braces or `/` (params.py), so no derived key is ever some sensor's readings key.
+# Layouts before this one named them `<sensor>/<kind>`: shared/migrate.py renames those.
+DERIVED_KINDS = ("anomalies", "alerts", "detector")
 NONCE_PREFIX = "/signatures/"  # a sensor id cannot start with "/": no clash with its keys
 
 
+def derived_key(sensor: str, kind: str) -> str:
+    return f"{{{sensor}}}/{kind}"
+
+
 def anomalies_key(sensor: str) -> str:
-    return f"{sensor}/anomalies"
+    return derived_key(sensor, "anomalies")
 
 
 def alerts_key(sensor: str) -> str:
-    return f"{sensor}/alerts"
+    return derived_key(sensor, "alerts")
 
 
 def detector_key(sensor: str) -> str:
-    return f"{sensor}/detector"
-
-
-def connect(settings: Settings) -> redis.Redis:
-    # No automatic retries: a write whose reply was lost must not be sent twice.
-    # The health check reconnects pooled connections that went stale while Redis was down.
-    return redis.Redis(
-        host=settings.redis_host, port=settings.redis_port, password=settings.redis_password,
-        socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s,
-        retry=Retry(NoBackoff(), 0), health_check_interval=1, socket_keepalive=True)
+    return derived_key(sensor, "detector")
 
 
 def now_ms() -> int:
@@ -106,7 +107,11 @@ def _store_errors(sensor: str, writing: bool = True) -> Iterator[None]:
         yield
     except redis.AuthenticationError as exc:  # a ConnectionError too: test it first
         raise StoreUnavailable("Redis refused our credentials") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except NotReplicated as exc:
+        # On the master, not yet safe from its failure: unacknowledged, and maybe kept.
+        raise StoreUnavailable(f"Redis is unavailable: {exc}; try again (a reading re-sent "
+                               "with its timestamp is never stored twice)") from exc
+    except (redis.ConnectionError, redis.TimeoutError, ClusterDownError, TryAgainError) as exc:
         # A write may have been applied just before the connection broke: say so honestly.
         raise StoreUnavailable("Redis is unavailable; try again" + (
             " (a reading re-sent with its timestamp is never stored twice)" if writing else "")
@@ -271,30 +276,37 @@ return {total, table.concat(flat, ' '), anomalies, alerts}
 """
 
 
+# Claim a nonce: {1} once, nil while it is held (SET NX PX, as a script so that it goes
+# where every other command goes).
+NONCE_SCRIPT = """
+return redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) and 1
+"""
+
+
 def _state_text(state: dict[str, float]) -> str:
     return "\n".join(f"{key}\n{float(value)!r}" for key, value in state.items())
 
 
 class ReadingStore:
-    def __init__(self, client: redis.Redis):
-        self.client = client
-        # redis-py's Script runs EVALSHA and loads the source again when Redis lost it (a
-        # restart): NOSCRIPT means the script did not run, so the retry cannot store twice.
-        self._add = client.register_script(ADD_SCRIPT)
-        self._verdict = client.register_script(VERDICT_SCRIPT)
-        self._batch = client.register_script(BATCH_SCRIPT)
-        self._history = client.register_script(HISTORY_SCRIPT)
+    def __init__(self, connection: RedisConnection):
+        self.connection = connection
 
     def claim_nonce(self, nonce: str, ttl_ms: int) -> bool:
         """Record a signed call's nonce for `ttl_ms`; False when it was recorded before."""
         with _store_errors(nonce, writing=False):
-            return bool(self.client.set(NONCE_PREFIX + nonce, 1, nx=True, px=ttl_ms))
+            # No wait for replicas: a nonce lost in a failover reopens a replay for the
+            # calls of its last moments, it never loses a reading.
+            return bool(self.connection.run(NONCE_SCRIPT, [NONCE_PREFIX + nonce], [ttl_ms],
+                                            writes=False))
 
     def ping(self) -> bool:
         try:
-            return bool(self.client.ping())
+            return self.connection.ping()
         except redis.RedisError:
             return False
+
+    def close(self) -> None:
+        self.connection.close()
 
     def _store(self, sensor: str, reading: Reading, size: int) -> list:
         """Run ADD_SCRIPT: the reading stored (and, with `size`, its window and state).
@@ -305,9 +317,9 @@ class ReadingStore:
         explicit = reading.timestamp is not None
         timestamp = reading.timestamp if explicit else now_ms()
         with _store_errors(sensor):
-            reply = self._add([sensor, detector_key(sensor)],
-                              [timestamp, repr(float(reading.value)), int(explicit),
-                               MAX_CLOCK_BUMPS, sensor, size])
+            reply = self.connection.run(ADD_SCRIPT, [sensor, detector_key(sensor)],
+                                        [timestamp, repr(float(reading.value)), int(explicit),
+                                         MAX_CLOCK_BUMPS, sensor, size])
         if reply[0] == -1:
             raise TimestampTaken(f"sensor {sensor!r} already has a reading at timestamp "
                                  f"{timestamp}; it was not overwritten")
@@ -341,8 +353,8 @@ class ReadingStore:
         for reading in readings:
             args += ("" if reading.timestamp is None else reading.timestamp, repr(reading.value))
         with _store_errors(sensor):
-            reply = self._batch([sensor], [sensor, now_ms() - len(readings) + 1, MAX_CLOCK_BUMPS,
-                                           *args])
+            reply = self.connection.run(BATCH_SCRIPT, [sensor], [
+                sensor, now_ms() - len(readings) + 1, MAX_CLOCK_BUMPS, *args])
         if reply[0] == -2:
             retry = max(1, math.ceil(len(readings) / 1000))
             raise NoFreeMillisecond(f"sensor {sensor!r} has no room for {len(readings)} "
@@ -353,8 +365,9 @@ class ReadingStore:
 
     def history(self, sensor: str, query: HistoryQuery) -> History:
         with _store_errors(sensor, writing=False):
-            reply = self._history([sensor, anomalies_key(sensor), alerts_key(sensor)],
-                                  [query.start, query.end, query.count])
+            reply = self.connection.run(HISTORY_SCRIPT,
+                                        [sensor, anomalies_key(sensor), alerts_key(sensor)],
+                                        [query.start, query.end, query.count], writes=False)
         if not reply:  # no such sensor yet
             return History(0, [], set(), set())
         total, readings, anomalies, alerts = reply
@@ -376,6 +389,7 @@ class ReadingStore:
         if not anomaly and not changed:
             return
         with _store_errors(sensor):
-            self._verdict([anomalies_key(sensor), detector_key(sensor), alerts_key(sensor)],
-                          [int(anomaly), timestamp, repr(float(value)), sensor,
-                           _state_text(changed), int(alert)])
+            self.connection.run(VERDICT_SCRIPT,
+                                [anomalies_key(sensor), detector_key(sensor), alerts_key(sensor)],
+                                [int(anomaly), timestamp, repr(float(value)), sensor,
+                                 _state_text(changed), int(alert)])

@@ -10,9 +10,12 @@ Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
    with 20 readings and on the 1,000,000-reading one: requests/s, p50/p99 latency,
    non-2xx answers, and the CPU time each process spent per request (/proc);
 3. the same writes with `appendfsync everysec`, for the cost of fsync-per-write;
-4. the embedded engine alone (µs per window) and the TF Serving client's cost per call
+4. batch ingestion and `detectar` over 12 sensors, on one server and on a Redis Cluster of
+   3 masters with a replica each (infra/local/redis_cluster.py), every write waiting for its
+   replica and, for the cost of that, not waiting (REDIS_WAIT_REPLICAS=0);
+5. the embedded engine alone (µs per window) and the TF Serving client's cost per call
    against the local TF-Serving-compatible server (infra/bench/tfserving_standin.py);
-5. memory (RSS, PSS) of every process.
+6. memory (RSS, PSS) of every process.
 Writes infra/bench/results/latest.json and the table into infra/bench/RESULTS.md (between
 its `bench:begin`/`bench:end` markers; the notes around them are kept). A --quick run only
 prints them, unless --json or --markdown says where they go: its figures are not the ones
@@ -66,6 +69,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="gateway workers (default: the gateway's, two per core)")
     parser.add_argument("--threads", type=int, default=0, help="threads per gateway worker")
     parser.add_argument("--no-everysec", action="store_true", help="skip the appendfsync everysec runs")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="skip the runs over many sensors on one server and on a Redis Cluster")
     parser.add_argument("--no-install", action="store_true", help="never install wrk with apt")
     parser.add_argument("--only", default="detectar,nuevo,listar",
                         help="the functions to load with wrk (comma-separated)")
@@ -100,16 +105,19 @@ class Clock:
         return first
 
 
-def post_batches(stack: Stack, sensor: str, count: int, batch: int, first: int,
+def post_batches(stack: Stack, sensors: str | list[str], count: int, batch: int, first: int,
                  clients: int = 4) -> dict[str, Any]:
-    """Load `count` readings, `batch` per POST; bodies are encoded before timing."""
+    """Load `count` readings, `batch` per POST (POST k to sensor k of `sensors`, round and
+    round); bodies are encoded before timing."""
     rng = random.Random(7)
+    sensors = [sensors] if isinstance(sensors, str) else sensors
     bodies = []
-    for start in range(0, count, batch):
+    for k, start in enumerate(range(0, count, batch)):
         n = min(batch, count - start)
         readings = [{"dato": round(20 + 5 * rng.random(), 2), "timestamp": first + start + i}
                     for i in range(n)]
-        bodies.append(json.dumps({"sensor": sensor, "readings": readings}).encode())
+        bodies.append(json.dumps({"sensor": sensors[k % len(sensors)],
+                                  "readings": readings}).encode())
     url = stack.url("/function/nuevo?format=json")
     sessions: dict[int, requests.Session] = {}
 
@@ -147,8 +155,9 @@ def children_cpu_seconds() -> float:
 
 
 def load_run(stack: Stack, wrk: str, args: argparse.Namespace, function: str, sensor: str,
-             clock: Clock | None) -> dict[str, Any]:
-    """One wrk run, with the CPU time every process of the stack spent on it."""
+             clock: Clock | None, sensors: int | None = None) -> dict[str, Any]:
+    """One wrk run, with the CPU time every process of the stack spent on it; with `sensors`,
+    requests go round that many sensors (`sensor` is then SENSOR, see wrk.lua)."""
     if function == "listar":
         path = f"/function/listar?sensor={sensor}&count=20&format=json"
     else:
@@ -163,7 +172,7 @@ def load_run(stack: Stack, wrk: str, args: argparse.Namespace, function: str, se
     started = time.monotonic()
     result: WrkResult = run(wrk, stack.base, path, seconds=args.seconds,
                             connections=args.connections, threads=WRK_THREADS,
-                            first_timestamp=first)
+                            first_timestamp=first, sensors=sensors)
     elapsed = time.monotonic() - started
     spent = {role: cpu_seconds(pid) - before[role] for role, pid in processes.items()}
     wrk_cpu = children_cpu_seconds() - wrk_before
@@ -180,7 +189,8 @@ def load_run(stack: Stack, wrk: str, args: argparse.Namespace, function: str, se
         "wrk_cpu_us_per_request": per_request(wrk_cpu),
         "other_processes_cpu_pct": round(max(others, 0.0) / (elapsed * cpu_count()) * 100, 1),
         "cpu_us_per_request": {"gateway": per_request(gateway),
-                               "redis": per_request(spent.get("redis-server", 0.0))},
+                               "redis": per_request(sum(v for role, v in spent.items()
+                                         if role.startswith("redis")))},
     }
 
 
@@ -215,6 +225,29 @@ def http_runs(stack: Stack, wrk: str, args: argparse.Namespace, sensors: dict[st
 def small_sensor(stack: Stack, name: str, clock: Clock) -> str:
     post_batches(stack, name, 20, 20, clock.take(20), clients=1)
     return name
+
+
+SPREAD_SENSORS = 12  # enough that a cluster's masters share them (CLUSTER KEYSLOT)
+SPREAD_LAYOUTS = {  # label -> (masters, settings): the same load on each Redis layout
+    "one server": (0, {}),
+    "cluster, 3 masters + 3 replicas, each write waits for its replica": (3, {}),
+    "cluster, 3 masters + 3 replicas, REDIS_WAIT_REPLICAS=0": (3, {"REDIS_WAIT_REPLICAS": "0"}),
+}
+
+
+def spread_runs(stack: Stack, wrk: str, args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
+    """Batch ingestion and detectar over SPREAD_SENSORS sensors: on a cluster they land on
+    every master, where one sensor's load would all go to one."""
+    sensors = [small_sensor(stack, f"bench-spread-{n}", clock) for n in range(SPREAD_SENSORS)]
+    print(f"  batch ingestion: {args.big:,} readings over {SPREAD_SENSORS} sensors ...",
+          end=" ", flush=True)
+    ingestion = post_batches(stack, sensors, args.big, args.batch, clock.take(args.big))
+    print(f"{ingestion['readings_per_s']:,} readings/s", flush=True)
+    warm_up(stack, wrk, args, "detectar", clock)
+    detectar = load_run(stack, wrk, args, "detectar", "SENSOR", clock, sensors=SPREAD_SENSORS)
+    print(f"  detectar over {SPREAD_SENSORS} sensors: {detectar['rate']:8.0f} requests/s, "
+          f"p99 {detectar['p99_ms']} ms, non-2xx {detectar['non_2xx']}", flush=True)
+    return {"ingestion": ingestion, "detectar": detectar}
 
 
 def engine_figures() -> list[dict[str, Any]]:
@@ -339,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
                     sensors = {"20-reading": small_sensor(stack, f"bench-small-{function}", clock)}
                     everysec += http_runs(stack, wrk, args, sensors, clock, (function,))
                 results["everysec"] = everysec
+        if not args.no_cluster:
+            results["spread"] = {}
+            for index, (label, (masters, settings)) in enumerate(SPREAD_LAYOUTS.items()):
+                print(f"{label}:", flush=True)
+                with Stack(Path(folder), cluster_masters=masters, env=settings,
+                           label=f"spread-{index}", **stack_options) as stack:
+                    results["spread"][label] = spread_runs(stack, wrk, args, clock)
     print("embedded engine ...", flush=True)
     results["engine"] = engine_figures()
     print("TF Serving client against the local test server ...", flush=True)

@@ -56,6 +56,7 @@ def markdown(results: dict[str, Any]) -> str:
             if a:
                 out.append(f"| {run['function']} | {a['rate']:,.0f} | {a['p99_ms']} | "
                            f"{run['rate']:,.0f} | {run['p99_ms']} |")
+    out += spread_table(results)
     out += ["", "| embedded engine | layers | µs per window (median of 7) |", "|---|---|---:|"]
     for e in results["engine"]:
         if e.get("missing"):
@@ -74,6 +75,23 @@ def markdown(results: dict[str, Any]) -> str:
     for line in targets(results):
         out.append(line)
     return "\n".join(out)
+
+
+def spread_table(results: dict[str, Any]) -> list[str]:
+    """The same load over 12 sensors on each Redis layout (empty when it was not run)."""
+    if not results.get("spread"):
+        return []
+    out = ["", "Over 12 sensors (a cluster spreads them over its masters by hash slot), each layout "
+           "fresh, on the same machine as everything else:", "",
+           "| Redis | batch ingestion readings/s | detectar req/s | p50 ms | p99 ms | non-2xx "
+           "| CPU µs/req: gateway | redis (all nodes) | other processes |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, spread in results["spread"].items():
+        d, cpu = spread["detectar"], spread["detectar"]["cpu_us_per_request"]
+        out.append(f"| {label} | {spread['ingestion']['readings_per_s']:,} | {d['rate']:,.0f} "
+                   f"| {d['p50_ms']} | {d['p99_ms']} | {d['non_2xx']} | {cpu['gateway']:,.0f} "
+                   f"| {cpu['redis']:,.0f} | {d.get('other_processes_cpu_pct', 0)}% |")
+    return out
 
 
 def targets(results: dict[str, Any]) -> list[str]:

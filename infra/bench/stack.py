@@ -1,4 +1,5 @@
-"""The stack under test: a redis-server and `python -m infra.local`, on free ports.
+"""The stack under test: a redis-server (or a Redis Cluster) and `python -m infra.local`, on
+free ports.
 
 Also reads what the benchmark reports about each process: CPU time and memory (/proc).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from infra.local.redis_cluster import LocalCluster
 from infra.local.redis_server import RedisServer, free_port
 from shared.config import REPO_ROOT
 
@@ -28,12 +30,21 @@ class Stack:
     workers: int | None = None
     threads: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cluster_masters: int = 0  # a Redis Cluster of this many masters, a replica each
+    label: str = ""  # names this stack's files beside others' in data_dir
     redis: RedisServer | None = None
+    cluster: LocalCluster | None = None
     gateway: subprocess.Popen | None = None
     base: str = ""
 
     def __enter__(self) -> "Stack":
-        self.redis = RedisServer(self.data_dir / f"redis-{self.fsync}", fsync=self.fsync).start()
+        if self.cluster_masters:
+            self.cluster = LocalCluster(self.data_dir / f"cluster-{self.label}",
+                                        self.cluster_masters).start()
+            redis_env = {"REDIS_CLUSTER": "1", "REDIS_HOST": self.cluster.seeds()}
+        else:
+            self.redis = RedisServer(self.data_dir / f"redis-{self.fsync}", fsync=self.fsync).start()
+            redis_env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port)}
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "infra.local", "--port", str(port)]
@@ -41,9 +52,9 @@ class Stack:
             command += ["--workers", str(self.workers)]
         if self.threads:
             command += ["--threads", str(self.threads)]
-        env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port),
-               "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "", "MQTT_BROKER": "", **self.env}
-        self.log_path = self.data_dir / f"gateway-{self.fsync}.log"
+        env = {**os.environ, **redis_env, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "",
+               "MQTT_BROKER": "", **self.env}
+        self.log_path = self.data_dir / f"gateway-{self.label or self.fsync}.log"
         with open(self.log_path, "wb") as log:
             self.gateway = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -76,6 +87,8 @@ class Stack:
                 self.gateway.wait()
         if self.redis:
             self.redis.stop()
+        if self.cluster:
+            self.cluster.stop()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -95,7 +108,11 @@ class Stack:
 
     def processes(self) -> dict[str, int]:
         """Role -> pid of every process of the stack."""
-        roles = {"redis-server": self.redis.process.pid}
+        if self.cluster:
+            roles = {f"redis node {i + 1}": node.process.pid
+                     for i, node in enumerate(self.cluster.nodes)}
+        else:
+            roles = {"redis-server": self.redis.process.pid}
         workers = self.worker_pids()
         if workers:
             roles["gateway supervisor"] = self.gateway.pid

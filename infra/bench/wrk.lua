@@ -1,8 +1,9 @@
 -- wrk script of `python -m infra.bench`: one path, optionally a unique timestamp per request,
 -- and a machine-readable summary (latency percentiles, non-2xx answers) on the last line.
---   wrk ... -s wrk.lua <url> -- <path> [<first timestamp> <threads>]
+--   wrk ... -s wrk.lua <url> -- <path> [<first timestamp> <threads> [<sensors>]]
 -- With a first timestamp, request k of thread t gets timestamp first + k * threads + t:
--- unique across the run, so no write is refused as a duplicate.
+-- unique across the run, so no write is refused as a duplicate. With a number of sensors,
+-- SENSOR in the path becomes bench-spread-<n>, n going round them request by request.
 local threads = {}
 
 function setup(thread)
@@ -14,6 +15,7 @@ function init(args)
   path = args[1]
   first = tonumber(args[2])
   stride = tonumber(args[3]) or 1
+  sensors = tonumber(args[4])
   count = 0
   if not first then
     request = nil  -- a fixed request: wrk builds it once
@@ -23,7 +25,10 @@ end
 
 function request()
   count = count + 1
-  return wrk.format("GET", path .. "&timestamp=" .. string.format("%.0f", first + count * stride + id))
+  local n = count * stride + id
+  local target = path
+  if sensors then target = string.gsub(path, "SENSOR", "bench-spread-" .. (n % sensors)) end
+  return wrk.format("GET", target .. "&timestamp=" .. string.format("%.0f", first + n))
 end
 
 function done(summary, latency, requests)

@@ -58,11 +58,13 @@ class WrkResult:
 
 
 def run(wrk: str, base: str, path: str, *, seconds: float, connections: int, threads: int,
-        first_timestamp: int | None = None) -> WrkResult:
-    """One bounded wrk run against `base` (which must be 127.0.0.1) + `path`."""
+        first_timestamp: int | None = None, sensors: int | None = None) -> WrkResult:
+    """One bounded wrk run against `base` (which must be 127.0.0.1) + `path`; with `sensors`,
+    SENSOR in the path goes round that many sensors (wrk.lua)."""
     if urlsplit(base).hostname != "127.0.0.1":
         raise ValueError(f"the benchmark only loads 127.0.0.1, not {base}")
     args = [path] + ([str(first_timestamp), str(threads)] if first_timestamp is not None else [])
+    args += [str(sensors)] if sensors else []
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                "--timeout", "5s", "-s", str(SCRIPT), base + path.split("?")[0], "--", *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)

@@ -68,7 +68,7 @@ def in_process(model_path: Path, redis_port: int) -> Iterator[Detectar]:
     try:
         yield call
     finally:
-        services.store.client.close()
+        services.store.close()
 
 
 @contextmanager

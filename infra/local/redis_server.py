@@ -75,6 +75,7 @@ class RedisServer:
     data_dir: Path
     port: int = 0
     fsync: str = "always"
+    options: tuple[str, ...] = ()  # more redis-server options, e.g. a cluster node's
     process: subprocess.Popen | None = None
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     _restarting: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -86,7 +87,7 @@ class RedisServer:
                 "--appendonly", "yes", "--appendfsync", self.fsync,
                 "--save", "", "--protected-mode", "yes", "--daemonize", "no",
                 "--logfile", str(self.data_dir / "redis.log"),
-                "--loadmodule", str(stack / "lib" / "redistimeseries.so")]
+                "--loadmodule", str(stack / "lib" / "redistimeseries.so"), *self.options]
 
     def start(self, timeout_s: float = 20.0) -> "RedisServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,9 +134,13 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: what a crash looks like."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        self.send_signal(signal.SIGKILL)
+        if self.process:
             self.process.wait()
+
+    def send_signal(self, number: int) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(number)
 
     def stop(self) -> None:
         """SIGTERM: Redis flushes the AOF and exits cleanly (and is not started again)."""

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +72,39 @@ def test_make_ups_own_redis_is_started_again_when_it_dies(tmp_path):
         assert listed["total"] == 21
         assert [r["value"] for r in listed["readings"]] == [99.0, *map(float, range(19, -1, -1))]
         assert "starting it again" in stack.log()
+
+
+def cluster_base_port(nodes: int = 3) -> int:
+    """A port p with p .. p + nodes - 1 and their cluster bus ports (+ 10000) all free."""
+    for base in range(21000, 29000, 41):
+        try:
+            for port in [base + i + bus for i in range(nodes) for bus in (0, 10000)]:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports for a local cluster")
+
+
+def test_make_up_starts_a_redis_cluster_when_asked(tmp_path):
+    """`make up ARGS="--cluster 3"`: three masters (no replicas here, to be quick) on the
+    ports from --redis-port on; each sensor's keys land on the master of its slot."""
+    base = cluster_base_port()
+    args = ("--cluster", "3", "--replicas", "0", "--redis-port", str(base))
+    with LocalStack(None, tmp_path, args=args) as stack:
+        for sensor in ("a", "b", "c", "mediciones"):
+            assert stack.json("nuevo", dato="1.5", sensor=sensor, timestamp="1000").status_code == 200
+            assert stack.json("listar", sensor=sensor).json()["total"] == 1
+        with redis.Redis(port=base, decode_responses=True) as node:
+            info = node.cluster("info")
+        assert (info["cluster_state"], info["cluster_size"]) == ("ok", "3")
+        keys = set()
+        for port in range(base, base + 3):
+            with redis.Redis(port=port, decode_responses=True) as node:
+                keys |= set(node.keys("*"))
+        assert keys == {"a", "b", "c", "mediciones"}
+        assert "Redis Cluster: 3 masters, 0 replicas each" in stack.log()
 
 
 def feed(stack, count):

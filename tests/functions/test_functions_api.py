@@ -1,4 +1,5 @@
-"""The three functions through the local gateway, over real HTTP, against a real Redis.
+"""The three functions through the local gateway, over real HTTP, against a real Redis: one
+server, and a Redis Cluster of three masters (every test runs on both).
 
 The replaced system's calls must keep working unchanged: GET with `dato`, HTML answers.
 """
@@ -7,7 +8,11 @@ from __future__ import annotations
 
 import math
 
+from shared.store import detector_key
+from tests.conftest import ON_BOTH_LAYOUTS
+
 WINDOW = 10
+pytestmark = ON_BOTH_LAYOUTS
 
 
 def stored_values(redis_client, key="mediciones"):
@@ -129,7 +134,7 @@ def test_detectar_judges_against_the_previous_window(api, redis_client):
                            "threshold", "window", "engine"}
     assert 68 < answer["predicted"] < 73 and answer["engine"] == "embedded"
     assert stored_values(redis_client)[-1] == 71.0
-    state = redis_client.hgetall("mediciones/detector")
+    state = redis_client.hgetall(detector_key("mediciones"))
     assert float(state[b"n"]) == 1.0  # the sensor's statistics learnt this reading
 
 

@@ -10,6 +10,7 @@ die between storing and answering), but never twice.
 from __future__ import annotations
 
 import itertools
+import signal
 import threading
 import time
 from collections import Counter
@@ -19,8 +20,10 @@ import pytest
 import requests
 
 from infra.bench import tfserving_standin
+from infra.local.redis_cluster import LocalCluster
 from infra.local.redis_server import RedisServer
 from models.locations import DEFAULT_MODEL
+from tests.conftest import ON_BOTH_LAYOUTS, cluster_env
 from tests.support.stack import LocalStack
 
 PAST = 1_600_000_000_000  # 2020: explicit timestamps far from the server clock's
@@ -55,6 +58,7 @@ def run_writers(count: int, work) -> list:
 
 # --- many concurrent writers -----------------------------------------------------------
 
+@ON_BOTH_LAYOUTS
 def test_concurrent_writers_on_one_sensor_lose_nothing_and_store_nothing_twice(api, redis_client):
     """16 threads, server-clock timestamps, nuevo by GET and by POST and detectar, one sensor:
     readings that land in the same millisecond all move to free ones."""
@@ -77,6 +81,7 @@ def test_concurrent_writers_on_one_sensor_lose_nothing_and_store_nothing_twice(a
     assert sorted(stored) == sorted(acknowledged)  # each at the timestamp it was told
 
 
+@ON_BOTH_LAYOUTS
 def test_concurrent_writers_on_many_sensors_with_and_without_timestamps(api, redis_client):
     sensors = [f"linea-{k}" for k in range(8)]
 
@@ -102,6 +107,7 @@ def test_concurrent_writers_on_many_sensors_with_and_without_timestamps(api, red
         assert series(redis_client, sensor) == mine
 
 
+@ON_BOTH_LAYOUTS
 def test_concurrent_batches_without_timestamps_are_stored_whole_once_or_not_at_all(api, redis_client):
     """Server-clock batches end at the current millisecond, so concurrent ones overlap and
     their readings move to free milliseconds. 2,400 readings in well under a second are more
@@ -202,9 +208,10 @@ def own_redis(tmp_path):
     server.stop()
 
 
-@pytest.mark.slow
-def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path):
-    ledger, stop, phase = Ledger(), threading.Event(), ["before"]
+def start_writers(base: str, ledger: Ledger, phase: list[str], stop: threading.Event,
+                  count: int = 8) -> list[threading.Thread]:
+    """`count` writers on sensor `horno` until `stop`: nuevo, detectar, and batches of 5 with
+    explicit timestamps, each reading a value no other request uses."""
     values = itertools.count(1)
     take = threading.Lock()
 
@@ -212,7 +219,7 @@ def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path
         with take:
             return [next(values) + 0.125 for _ in range(n)]
 
-    def writer(index: int, base: str) -> None:
+    def writer(index: int) -> None:
         with requests.Session() as http:
             while not stop.is_set():
                 current = phase[0]
@@ -228,10 +235,33 @@ def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path
                     answer = write(http, base, function, "horno", value[0])
                     ledger.record(function, value, answer, current)
 
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def wait_for_acknowledged(ledger: Ledger, phase: str, count: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while ledger.after[phase] < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def check_nothing_lost_nothing_twice(ledger: Ledger, stored: Counter) -> None:
+    assert not ledger.unexpected, ledger.unexpected[:5]
+    assert ledger.after["before"] > 50 and ledger.after["after"] >= 50  # recovered by itself
+    assert ledger.unavailable["nuevo"] and ledger.unavailable["detectar"]  # 503 while down
+    assert not [v for v, n in stored.items() if n > 1], "a reading was stored twice"
+    lost = set(ledger.acknowledged) - set(stored)
+    assert not lost, f"{len(lost)} acknowledged readings lost, e.g. {sorted(lost)[:5]}"
+    assert set(stored) <= set(ledger.acknowledged) | set(ledger.maybe)  # nothing from nowhere
+
+
+@pytest.mark.slow
+def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path):
+    ledger, stop, phase = Ledger(), threading.Event(), ["before"]
     with LocalStack(own_redis.port, tmp_path) as stack:
-        threads = [threading.Thread(target=writer, args=(i, stack.base)) for i in range(8)]
-        for thread in threads:
-            thread.start()
+        threads = start_writers(stack.base, ledger, phase, stop)
         try:
             time.sleep(1.5)
             phase[0] = "down"
@@ -244,24 +274,80 @@ def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path
             assert stack.http.get(f"{stack.base}/healthz").status_code == 503
             own_redis.start()  # same port, same data folder: the append-only file is replayed
             phase[0] = "after"
-            deadline = time.monotonic() + 15
-            while ledger.after["after"] < 50 and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for_acknowledged(ledger, "after", 50)
         finally:
             stop.set()
             for thread in threads:
                 thread.join()
+    with own_redis.client() as client:
+        check_nothing_lost_nothing_twice(ledger, Counter(v for _, v in series(client, "horno")))
 
-    assert not ledger.unexpected, ledger.unexpected[:5]
-    assert ledger.after["before"] > 50 and ledger.after["after"] >= 50  # recovered by itself
-    assert ledger.unavailable["nuevo"] and ledger.unavailable["detectar"]  # 503 while down
-    client = own_redis.client()
-    stored = Counter(v for _, v in series(client, "horno"))
-    assert not [v for v, n in stored.items() if n > 1], "a reading was stored twice"
-    lost = set(ledger.acknowledged) - set(stored)
-    assert not lost, f"{len(lost)} acknowledged readings lost, e.g. {sorted(lost)[:5]}"
-    assert set(stored) <= set(ledger.acknowledged) | set(ledger.maybe)  # nothing from nowhere
-    client.close()
+
+# --- a cluster master killed in the middle of a write load ------------------------------
+
+@pytest.fixture
+def own_cluster(tmp_path):
+    cluster = LocalCluster(tmp_path / "cluster").start()
+    yield cluster
+    cluster.stop()
+
+
+def fail_over_mid_load(cluster: LocalCluster, tmp_path, **settings: str) -> tuple[Ledger, Counter]:
+    """Writers on `horno` while its master's replica falls behind (frozen, its link cut: what
+    the master writes from then on never reaches it), then the master is SIGKILLed, the
+    replica, thawed, is promoted, and the old master started again. Returns what the writers
+    were told and what is stored."""
+    ledger, stop, phase = Ledger(), threading.Event(), ["before"]
+    env = cluster_env(cluster, REDIS_TIMEOUT="1", **settings)  # WAIT gives up after 0.5 s
+    with LocalStack(None, tmp_path, env=env) as stack:
+        threads = start_writers(stack.base, ledger, phase, stop)
+        try:
+            time.sleep(1.5)
+            master = cluster.master_of("horno")
+            replica = cluster.replica_of(master)
+            phase[0] = "replica behind"
+            replica.send_signal(signal.SIGSTOP)
+            with master.client() as client:
+                client.client_kill_filter(_type="slave")
+            time.sleep(1.0)
+            phase[0] = "down"
+            master.kill()
+            replica.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 20
+            while cluster.master_of("horno") is not replica:  # promoted (node timeout 1 s)
+                assert time.monotonic() < deadline, "the replica was not promoted"
+                time.sleep(0.1)
+            # Started again (as make up and Swarm do), the old master rejoins as the new one's
+            # replica: until then no replica can confirm a write, and none is acknowledged.
+            master.start()
+            phase[0] = "after"
+            wait_for_acknowledged(ledger, "after", 50)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    with replica.client() as client:
+        return ledger, Counter(v for _, v in series(client, "horno"))
+
+
+@pytest.mark.slow
+def test_a_cluster_master_killed_mid_load_its_replica_promoted_loses_no_acknowledged_reading(
+        own_cluster, tmp_path):
+    """Each write waits for a replica (REDIS_WAIT_REPLICAS, 1 on a cluster): while the replica
+    is behind, writes are not acknowledged (503), so the promoted replica has every one that was."""
+    ledger, stored = fail_over_mid_load(own_cluster, tmp_path)
+    check_nothing_lost_nothing_twice(ledger, stored)
+    assert not ledger.after["replica behind"]  # nothing acknowledged that the replica lacked
+
+
+@pytest.mark.slow
+def test_without_waiting_for_a_replica_the_same_failover_loses_acknowledged_readings(
+        own_cluster, tmp_path):
+    """What the wait is for: Redis replicates asynchronously, so with REDIS_WAIT_REPLICAS=0
+    the writes acknowledged while the replica was behind are gone once it is promoted."""
+    ledger, stored = fail_over_mid_load(own_cluster, tmp_path, REDIS_WAIT_REPLICAS="0")
+    assert ledger.after["replica behind"] > 0
+    assert set(ledger.acknowledged) - set(stored)
 
 
 # --- the model server failing in the middle of a load -----------------------------------

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request
 from infra.local.functions import load_functions
 from infra.local.gateway import Context, Event, template_response
 from shared.services import SERVICES
+from shared.store import anomalies_key
 
 FUNCTIONS = ("nuevo", "listar", "detectar")
 PARAMETERS = ("dato", "sensor", "timestamp", "count", "from", "to", "format", "readings")
@@ -69,7 +70,7 @@ def call(redis_server, redis_client, handlers):
 
     yield invoke
     if "store" in SERVICES.__dict__:
-        SERVICES.store.client.close()
+        SERVICES.store.close()
     SERVICES.__dict__.clear()
     SERVICES.__dict__.update(saved)
 
@@ -259,7 +260,7 @@ def history(call, redis_client):
     readings = [{"dato": 20 + i / 8, "timestamp": start + i * 60_000} for i in range(50)]
     status, text, _ = call("nuevo", "POST", "", json.dumps({"sensor": "s", "readings": readings}).encode())
     assert status == 200, text
-    redis_client.ts().add("s/anomalies", start + 9 * 60_000, 21.125)
+    redis_client.ts().add(anomalies_key("s"), start + 9 * 60_000, 21.125)
     return start, readings
 
 

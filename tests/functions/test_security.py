@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from shared import signing
+from shared.store import anomalies_key
 from tests.support.stack import LocalStack
 
 TOKEN = "s3cr3t-t0ken-of-the-plant"
@@ -240,7 +241,7 @@ def test_every_page_escapes_the_host_name(api, redis_client):
         assert api.http.get(api.url("nuevo"), params={"dato": str(70 + i % 2), "sensor": "s",
                                                       "timestamp": str(1_700_000_000_000 + i * 1000)},
                             auth=SIGNED).status_code == 200
-    redis_client.ts().add("s/anomalies", 1_700_000_000_000, 70.0)
+    redis_client.ts().add(anomalies_key("s"), 1_700_000_000_000, 70.0)
     pages = [api.http.get(api.url("nuevo"), params={"dato": "1", "sensor": "t"}, auth=SIGNED),
              api.http.get(api.url("detectar"), params={"dato": "71", "sensor": "s"}, auth=SIGNED),
              api.http.get(api.url("listar"), params={"sensor": "s"}),

@@ -18,7 +18,17 @@ def test_defaults_are_the_replaced_systems():
     assert settings.model_name == "modelo"
     assert settings.threshold is None  # the model's own calibrated threshold applies
     assert settings.serving_url is None and settings.model_engine == "auto"
-    assert (settings.redis_host, settings.redis_port) == ("localhost", 6379)
+    assert settings.redis_nodes == (("localhost", 6379),)
+    assert not settings.redis_cluster and settings.redis_wait_replicas == 0
+
+
+def test_a_cluster_is_named_by_its_seed_nodes_and_waits_for_a_replica_by_default():
+    settings = load_settings({"REDIS_CLUSTER": "1", "REDIS_HOST": "a:7000, b ,c:7002",
+                              "REDIS_PORT": "7001"})
+    assert settings.redis_cluster
+    assert settings.redis_nodes == (("a", 7000), ("b", 7001), ("c", 7002))
+    assert settings.redis_wait_replicas == 1
+    assert load_settings({"REDIS_CLUSTER": "1", "REDIS_WAIT_REPLICAS": "0"}).redis_wait_replicas == 0
 
 
 def test_serving_host_is_tf_servings_rest_port_unless_a_url_is_given():
@@ -49,6 +59,10 @@ def test_secrets_are_read_from_files(tmp_path):
     ({"THRESHOLD": "-1"}, "THRESHOLD"),
     ({"THRESHOLD": "nan"}, "THRESHOLD"),
     ({"REDIS_PORT": "70000"}, "REDIS_PORT"),
+    ({"REDIS_HOST": "a:7000,b:7001"}, "set REDIS_CLUSTER=1"),
+    ({"REDIS_HOST": "a:x", "REDIS_CLUSTER": "1"}, "expected host or host:port, comma-separated"),
+    ({"REDIS_CLUSTER": "yes"}, "REDIS_CLUSTER"),
+    ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS"),
     ({"SERVING_TIMEOUT": "0"}, "SERVING_TIMEOUT"),
     ({"MODEL_ENGINE": "gpu"}, "MODEL_ENGINE"),
     ({"MODEL_ENGINE": "tfserving"}, "needs SERVING_HOST"),

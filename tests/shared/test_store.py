@@ -5,17 +5,27 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.cluster import key_slot
 
 from shared import store as store_module
-from shared.store import NotATimeSeries, StoreUnavailable, TimestampTaken
+from shared.config import load_settings
+from shared.params import SENSOR_RE
 from shared.readings import HistoryQuery, Reading
-from shared.store import ReadingStore
+from shared.redis_connection import connect
+from shared.store import (NotATimeSeries, ReadingStore, StoreUnavailable, TimestampTaken,
+                          anomalies_key, detector_key)
+
+
+def store_at(port: int, **settings: str) -> ReadingStore:
+    return ReadingStore(connect(load_settings({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port),
+                                               "REDIS_PASSWORD_FILE": "", **settings})))
 
 
 @pytest.fixture
-def store(redis_client):
-    return ReadingStore(redis_client)
+def store(redis_server, redis_client):
+    return store_at(redis_server.port)
 
 
 def test_a_reading_is_stored_with_its_labels_and_never_overwritten(store, redis_client):
@@ -99,8 +109,18 @@ def test_a_sensor_named_like_another_redis_key_is_a_conflict(store, redis_client
         store.add("plain", Reading(1.0, 1_000))
 
 
-def test_an_unreachable_redis_is_unavailable():
-    dead = ReadingStore(redis.Redis(port=1, socket_connect_timeout=0.5))
+@pytest.mark.parametrize("layout", [{}, {"REDIS_CLUSTER": "1"}], ids=["one server", "cluster"])
+def test_an_unreachable_redis_is_unavailable(layout):
+    dead = store_at(1, REDIS_TIMEOUT="0.5", **layout)  # a cluster down at start too
     with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
         dead.add("s1", Reading(1.0, None))
+    with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
+        dead.history("s1", HistoryQuery(start="-", end="+", count=1))
     assert dead.ping() is False
+
+
+@given(st.from_regex(SENSOR_RE, fullmatch=True))
+def test_a_sensors_keys_share_the_cluster_slot_of_its_readings(sensor):
+    keys = (sensor, anomalies_key(sensor), detector_key(sensor))
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+    assert len(set(keys)) == 3

@@ -17,21 +17,26 @@ from infra.local.redis_server import REPO_ROOT, free_port
 
 class LocalStack:
     """`python -m infra.local` on a free port, using an already running Redis, or with
-    redis_port None its own, as `make up` does (data in log_dir/redis)."""
+    redis_port None its own, as `make up` does (data in log_dir/redis), unless `env` names
+    the Redis to use (REDIS_HOST: a cluster's nodes)."""
 
-    def __init__(self, redis_port: int | None, log_dir: Path, env: dict[str, str] | None = None):
+    def __init__(self, redis_port: int | None, log_dir: Path, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"gateway-{self.port}.log"
         self.env = {**os.environ, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "", **(env or {})}
         self.args = ["--port", str(self.port)]
-        if redis_port is None:
+        if env and "REDIS_HOST" in env:
+            self.redis_port = None
+        elif redis_port is None:
             self.env.pop("REDIS_HOST", None)
             self.redis_port = free_port()
             self.args += ["--redis-port", str(self.redis_port), "--data-dir", str(log_dir / "redis")]
         else:
             self.env.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis_port))
             self.redis_port = redis_port
+        self.args += args  # more `python -m infra.local` options (the last of a name wins)
         self.http = requests.Session()
         self.process: subprocess.Popen | None = None
 

@@ -23,6 +23,7 @@ from infra.mqtt_bridge import BridgeConfigError, MqttBridge, gateway_topics, par
 from shared import signing
 from shared.errors import BadRequest
 from shared.params import merged_params, topic_sensor
+from shared.store import detector_key
 from tests.support.http_server import http_server
 from tests.support.mqtt_broker import MqttBroker, publish
 from tests.support.stack import LocalStack
@@ -194,7 +195,7 @@ def test_messages_reach_nuevo_and_detectar_and_are_judged(mqtt, redis_client):
     batch = {"readings": [{"dato": 70.0, "timestamp": start + i * 300_000} for i in range(10)]}
     mqtt.publish(("planta/horno-1/lecturas", json.dumps(batch)))  # nuevo, sensor from the topic
     wait_for(lambda: len(values(redis_client, "horno-1")) == 10, "the batch")
-    assert not redis_client.exists("horno-1/detector")  # nuevo stores, it does not judge
+    assert not redis_client.exists(detector_key("horno-1"))  # nuevo stores, it does not judge
     after = start + 10 * 300_000
     mqtt.publish(("planta/horno-1/temperatura", json.dumps({"dato": 70.5, "timestamp": after})),
                  ("planta/temperatura", json.dumps({"sensor": "horno-2", "dato": 20.5})),
@@ -205,7 +206,7 @@ def test_messages_reach_nuevo_and_detectar_and_are_judged(mqtt, redis_client):
     assert values(redis_client, "horno-1")[-1] == 70.5
     # detectar judged it against the 10 readings before it: the detector learnt one residual.
     # (A flagged reading end to end: tests/infra/simulator/test_simulator.py, whose spike detectar catches.)
-    assert float(redis_client.hget("horno-1/detector", "n")) == 1
+    assert float(redis_client.hget(detector_key("horno-1"), "n")) == 1
 
 
 def test_a_malformed_message_stores_nothing_and_the_next_one_arrives(mqtt, redis_client):

@@ -12,6 +12,7 @@ from infra.simulator.__main__ import main
 from infra.simulator.report import render_text, score
 from infra.simulator.scenario import (CADENCE_S, KINDS, Anomaly, Plan, SensorSeries, generate,
                                       inject, replay, sensor_names, stamp)
+from shared.store import anomalies_key
 
 PLAN = Plan(warmup=100, tolerance=12, holdoff=50, gap=10)
 
@@ -120,7 +121,7 @@ def test_a_short_generated_run_against_the_local_stack(stack, redis_client, tmp_
     assert isinstance(drop["caught"], bool) and summary["known"] == 2
     sensor = run["sensors"][0]
     assert redis_client.ts().info(sensor).total_samples == sent["readings"]
-    marks = redis_client.ts().range(f"{sensor}/anomalies", "-", "+")
+    marks = redis_client.ts().range(anomalies_key(sensor), "-", "+")
     assert len(marks) == summary["flagged_readings"]
     assert summary["false_alarms"] == len(report["false_alarms"])
 

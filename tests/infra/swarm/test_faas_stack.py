@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
+from shared.config import load_settings
 from tests.infra.stackfiles import (
     COMMON_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
     shell_array,
@@ -15,6 +16,7 @@ STACK = load_yaml(STACK_YML)
 COMMON_ENV = {
     "REDIS_HOST": "redis",
     "REDIS_PORT": "6379",
+    "REDIS_CLUSTER": "0",
     "REDIS_PASSWORD_FILE": "/var/openfaas/secrets/redis-password",
     "MODEL_NAME": "modelo",
     "MODEL_PATH": "/home/app/function/models/modelo",
@@ -94,6 +96,17 @@ def test_settings_are_the_runtime_names():
             assert env["SERVING_HOST"] == "serving"
         else:
             assert "SERVING_HOST" not in env
+
+
+def test_the_functions_can_be_pointed_at_an_external_redis_cluster():
+    seeds = "10.0.0.5:7000,10.0.0.6:7000"
+    stack = load_yaml(STACK_YML, {"REDIS_CLUSTER": "1", "REDIS_HOST": seeds})
+    for name, fn in stack["functions"].items():
+        env = {k: str(v) for k, v in fn["environment"].items()}
+        settings = load_settings({**env, "REDIS_PASSWORD_FILE": "", "API_TOKEN_FILE": ""})
+        assert settings.redis_cluster, name
+        assert settings.redis_nodes == (("10.0.0.5", 7000), ("10.0.0.6", 7000)), name
+        assert settings.redis_wait_replicas == 1, name  # each write waits for a replica
 
 
 def test_secrets_are_mounted_and_created_by_deploy():
