@@ -78,7 +78,7 @@ def _plain(text: str, status: int, **headers: str) -> Response:
 
 
 class Gateway:
-    def __init__(self, functions: dict[str, Function], ready: Callable[[], bool],
+    def __init__(self, functions: dict[str, Function], ready: Callable[[], str | None],
                  max_body_bytes: int, max_async_queued: int = 10_000):
         self.functions = functions
         self.ready = ready
@@ -131,9 +131,9 @@ class Gateway:
         if path.startswith("/async-function/"):
             name, _, rest = path[len("/async-function/"):].partition("/")
             return self.invoke_async(request, function_name(name), rest)
-        if path == "/healthz":
-            ok = self.ready()
-            return _plain("OK" if ok else "not ready", 200 if ok else 503)
+        if path == "/healthz":  # `ready` says what keeps the functions from working, if anything
+            problem = self.ready()
+            return _plain(f"not ready: {problem}", 503) if problem else _plain("OK", 200)
         if path == "/system/functions" and request.method == "GET":
             for name, function in self.functions.items():
                 function.invocations = self._invocations[name].value

@@ -6,7 +6,6 @@ the workers, as the OpenFaaS gateway spreads calls over a function's replicas.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -19,10 +18,11 @@ import waitress
 import waitress.server
 from waitress.channel import HTTPChannel
 
+from . import processes
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0  # a worker still busy after this is killed
-_PR_SET_PDEATHSIG = 1
 
 
 def cpu_count() -> int:
@@ -187,12 +187,7 @@ def _become_worker(parent: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # e.g. a background job's
         signal.signal(signal.SIGINT, stop)
-    try:  # Linux: if the supervisor dies, even by SIGKILL, its workers stop too
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before prctl
-        os._exit(0)
+    processes.die_with(parent)  # if the supervisor dies, even by SIGKILL, its workers stop too
 
 
 def _stop_workers(children: list[int]) -> None:

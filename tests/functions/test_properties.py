@@ -52,8 +52,7 @@ def call(redis_server, redis_client, handlers):
     through the function's handler.py and the template's response shaping, with the
     process-wide services pointed at the test Redis (and put back afterwards)."""
     saved = dict(SERVICES.__dict__)
-    SERVICES.__dict__.update(_env={"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port),
-                                   "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": ""},
+    SERVICES.__dict__.update(_env={**redis_server.env(), "API_TOKEN_FILE": ""},
                              _detector=None)
     for cached in ("settings", "store"):
         SERVICES.__dict__.pop(cached, None)

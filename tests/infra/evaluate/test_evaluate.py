@@ -61,8 +61,8 @@ def test_evaluation_is_causal(redis_server):
     base = synthetic_values(rows, seed=3)
     other = base.copy()
     other[k + 1:] += np.linspace(5.0, 60.0, rows - k - 1)   # a different future
-    first = detectar.run_in_process(MODEL, base, timestamps(rows), redis_server.port)
-    second = detectar.run_in_process(MODEL, other, timestamps(rows), redis_server.port)
+    first = detectar.run_in_process(MODEL, base, timestamps(rows), redis_server.env())
+    second = detectar.run_in_process(MODEL, other, timestamps(rows), redis_server.env())
     for field in ("anomaly", "alert", "predicted", "error", "threshold"):
         assert getattr(first, field)[: k + 1] == getattr(second, field)[: k + 1], field
     assert first.predicted[k + 2:] != second.predicted[k + 2:]   # the future did change
@@ -130,14 +130,14 @@ def test_http_and_in_process_give_the_same_verdicts(stack, tmp_path):
     with detectar.over_http(stack.base) as call:
         over_http = detectar.stream(call, values, stamps, detectar.new_sensor("http"),
                                     progress=False)
-    in_process = detectar.run_in_process(MODEL, values, stamps, stack_redis_port(stack))
+    in_process = detectar.run_in_process(MODEL, values, stamps, stack_redis_env(stack))
     assert over_http.anomaly == in_process.anomaly
     assert over_http.predicted == in_process.predicted      # JSON floats round-trip exactly
     assert over_http.error == in_process.error
 
 
-def stack_redis_port(stack) -> int:
-    return int(stack.env["REDIS_PORT"])
+def stack_redis_env(stack) -> dict[str, str]:
+    return {name: stack.env[name] for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD_FILE")}
 
 
 def test_bad_inputs_fail_clearly(tmp_path, capsys):
