@@ -6,9 +6,11 @@ the workers, as the OpenFaaS gateway spreads calls over a function's replicas.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import time
@@ -23,6 +25,15 @@ from . import processes
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0  # a worker still busy after this is killed
+# Connections per worker process. Past IDLE_KEPT, each new connection closes the ones idle
+# longest, so idle or slow sockets (keep-alive clients gone quiet, a slowloris) can never
+# shut a new caller out. MAX_CONNECTIONS bounds the busy ones, and with them the memory
+# (waitress buffers a request's body in memory up to inbuf_overflow, 512 KiB, then on
+# disk); past it new callers wait in the listen backlog. waitress's loop visits every
+# connection on each pass, so the idle ones kept are few.
+IDLE_KEPT = 100
+MAX_CONNECTIONS = 1000
+SPARE_DESCRIPTORS = 256  # beside the connections: Redis's pool, the listening socket, files
 
 
 def cpu_count() -> int:
@@ -44,8 +55,21 @@ def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
+def _close_idlest(channels: dict[int, HTTPChannel], keep: int, newest: HTTPChannel) -> None:
+    """Close the connections idle longest until at most `keep` remain (a tenth fewer, so that
+    this runs once per many accepts). Idle: no request queued or running, no answer left to
+    send; a request only partly received (a slow or stalled sender) counts as idle."""
+    if len(channels) <= keep:
+        return
+    idle = [c for c in channels.values()
+            if c is not newest and not c.requests and not c.total_outbufs_len]
+    excess = len(channels) - keep + keep // 10
+    for channel in heapq.nsmallest(excess, idle, key=lambda c: c.last_activity):
+        channel.handle_close()
+
+
 class _Channel(HTTPChannel):
-    """waitress's connection, without a busy wait of its main loop.
+    """waitress's connection, without a busy wait of its main loop, making room for itself.
 
     While a request thread writes an answer it holds the connection's output lock. The main
     loop meanwhile sees output pending, select() says the socket is writable at once, the
@@ -55,6 +79,10 @@ class _Channel(HTTPChannel):
     is held: the writer sends the data itself and wakes the loop (pull_trigger) when it
     could not.
     """
+
+    def __init__(self, server, sock, addr, adj, map=None):
+        super().__init__(server, sock, addr, adj, map)
+        _close_idlest(server.active_channels, IDLE_KEPT, self)
 
     def writable(self):
         pending = super().writable()
@@ -92,7 +120,10 @@ def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
               balance: _Balance | None = None, slot: int = 0,
               on_stop: Callable[[], None] | None = None) -> None:
     """waitress.serve on a bound socket, with _Channel for its connections; then on_stop."""
-    server = waitress.server.create_server(app, sockets=[sock], **adjustments)
+    server = waitress.server.create_server(
+        app, sockets=[sock], connection_limit=connection_limit(),
+        asyncore_use_poll=True,  # select() takes no descriptor past 1023
+        **adjustments)
     server.channel_class = _Channel
     if balance is not None:
         balance.gate(server, slot)
@@ -118,6 +149,7 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
     # Waitress warns on every request that waits for a thread: under load, a flood of log
     # lines that costs more than it tells.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    _allow_descriptors(MAX_CONNECTIONS + SPARE_DESCRIPTORS)
     if workers <= 1:
         if on_ready:
             on_ready()
@@ -169,6 +201,23 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
         pass
     finally:
         _stop_workers(list(children))
+
+
+def _allow_descriptors(wanted: int) -> None:
+    """Raise the soft limit of open files (often 1024) to `wanted`, as far as the hard allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or fewer when the open-file limit would not leave room for the rest
+    (an accept() failing for want of a descriptor would spin waitress's loop)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(IDLE_KEPT + 1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
 
 
 def _ignore(signum, frame) -> None:

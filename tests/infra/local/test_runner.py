@@ -171,3 +171,47 @@ def test_a_record_left_by_a_killed_stack_is_ignored(tmp_path):
     dead.wait()
     state.write_text(json.dumps({"url": "http://127.0.0.1:1", "pid": dead.pid}))
     assert gateway_url(None, state)[0] == "http://127.0.0.1:8080"
+
+
+# --- idle and slow connections ------------------------------------------------------------
+
+def open_sockets(port: int, count: int, first_bytes: bytes = b"") -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if first_bytes:
+            sock.sendall(first_bytes)
+        sockets.append(sock)
+    return sockets
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_idle_and_slow_sockets_cannot_shut_a_new_caller_out(api):
+    """Thousands of connections that send nothing, or half a request: a new request is still
+    answered, and each worker keeps at most IDLE_KEPT idle ones (the rest it closes)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 3500
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    count = min(3000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 200) // 2
+    assert count > 400, "too few file descriptors to open more sockets than the workers keep"
+    idle = open_sockets(api.port, count)
+    slow = open_sockets(api.port, count, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    try:
+        with requests.Session() as fresh:  # a new connection, after all of those
+            answer = fresh.get(api.url("listar"), params={"format": "json"}, timeout=10)
+            assert answer.status_code == 200
+        wait_until(lambda: sum(map(closed_by_server, idle + slow)) >= 2 * count - 8 * 100,
+                   "the workers to close the connections idle longest")
+    finally:
+        for sock in idle + slow:
+            sock.close()
