@@ -28,6 +28,9 @@ from .functions import Function
 
 log = logging.getLogger(__name__)
 TEMPLATE_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")  # HEAD runs as GET
+# Flask answers OPTIONS itself, without calling the handler, with what the template's route
+# takes (it adds HEAD and OPTIONS): what a function accepts is in the Allow of its 405.
+TEMPLATE_ALLOW = ", ".join(sorted({*TEMPLATE_METHODS, "HEAD", "OPTIONS"}))
 # faas-cli >= 0.16.30 always calls /function/<name>.openfaas-fn (go-sdk `InvokeFunction`
 # adds the default namespace). On Swarm that name resolves because the functions' network
 # is named openfaas-fn (infra/swarm/openfaas.yml); here the suffix is dropped. Other
@@ -97,8 +100,8 @@ class Gateway:
         function = self.functions.get(name)
         if function is None:
             return _plain(f"function {name!r} not found", 404)
-        if request.method == "OPTIONS":  # Flask answers it without calling the handler
-            return Response("", 200, headers={"Allow": ", ".join(TEMPLATE_METHODS)})
+        if request.method == "OPTIONS":
+            return Response("", 200, headers={"Allow": TEMPLATE_ALLOW})
         if request.method not in TEMPLATE_METHODS + ("HEAD",):  # the template's Flask route
             return _plain("method not allowed", 405)
         self._count(name)
