@@ -81,7 +81,7 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     for key in ("message", "note"):  # why it was not judged, or why it was not flagged
         if getattr(verdict, key):
             document[key] = getattr(verdict, key)
-    return Result(200, document, render.verdict_html(document, host))
+    return Result(200, document, render.verdict_html(document, detector.rule.meaning, host))
 
 
 NUEVO = Action("nuevo", writes=True, run=_nuevo,
