@@ -10,7 +10,8 @@ function runs, so the figures are those of the deployed system and nothing else:
   configured like the function's environment (REDIS_HOST/PORT, MODEL_PATH,
   MODEL_ENGINE=embedded, WINDOW_SIZE = the model's window);
 - with `--url http://127.0.0.1:8080`: over HTTP through a running gateway (`make up`), i.e.
-  whatever model that deployment serves.
+  whatever model that deployment serves; `--url` alone: the `make up` recorded in
+  data/local-stack.json (infra/local/stack_state.py).
 
 Each run writes to a fresh sensor id, so the model starts with no history and no detector
 state. Readings are stored at the file's own timestamps; a sensor never holds two readings at
@@ -29,6 +30,7 @@ process, and prints both side by side.
     python -m infra.evaluate --model path/to/modelo/1 --no-compare-reference
     python -m infra.evaluate --csv my.csv --windows my_windows.json
     python -m infra.evaluate --url http://127.0.0.1:8080
+    python -m infra.evaluate --url                 # the running `make up`
     python -m infra.evaluate --corpus               # every file of NAB_DATA_DIR/corpus
 
 `--corpus [DIR]` streams every file of a NAB corpus (`<category>/<file>.csv` with
