@@ -49,10 +49,15 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
+def _underflows(text: str, value: float) -> bool:
+    """A decimal with a digit other than 0 that float() made 0 (1e-400): too small to store."""
+    return value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]) is not None
+
+
 def _float(text: str) -> float:
     """A JSON number with a fraction or exponent; refused when too small to be told from 0."""
     value = float(text)
-    if value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]):
+    if _underflows(text, value):
         raise BadRequest(f"body holds {text[:64]}, a number too small to store (it would be 0)")
     return value
 
@@ -156,7 +161,7 @@ def parse_dato(raw: Any) -> float:
         value = float(raw)
     except OverflowError:
         value = math.inf
-    if value == 0.0 and isinstance(raw, str) and re.search(r"[1-9]", raw.lower().partition("e")[0]):
+    if isinstance(raw, str) and _underflows(raw, value):
         raise BadRequest("dato is too small to store: it would be 0")
     if not math.isfinite(value) or abs(value) > DATO_LIMIT:
         raise BadRequest(f"dato must be a finite number between {-DATO_LIMIT:g} and {DATO_LIMIT:g}")
