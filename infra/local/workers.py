@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import waitress
 import waitress.server
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 
 from . import processes
@@ -93,25 +94,59 @@ class _Channel(HTTPChannel):
         return pending
 
 
+class _Wakeup(wasyncore.file_dispatcher):
+    """The read end of a worker's wake-up pipe in its loop: a byte ends its poll()."""
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read(self) -> None:
+        try:
+            self.recv(512)
+        except BlockingIOError:
+            pass
+
+
 class _Balance:
     """Connections held by each worker, in shared memory, so that new ones go to the workers
     that hold fewest. Every worker is woken by a new connection on the shared socket and
     the first to call accept() gets it: with keep-alive clients (wrk's 16 connections open
     at once) one worker could end up with many and another with none, idle while the
     others queue. A worker accepts only while it holds at most one more than the least
-    loaded; whoever is free first takes the connection among those."""
+    loaded; whoever is free first takes the connection among those.
+
+    A worker that stops accepting wakes the least loaded one through its pipe: that one
+    may be asleep in a poll() without the listening socket (it had stopped accepting
+    earlier), and would otherwise take new connections only at its loop's 1 s timeout (a
+    burst of connections then queued for seconds, and the backlog overflowed)."""
 
     DEAD = 1 << 30  # the slot of a worker that is being replaced: never the least loaded
 
     def __init__(self, workers: int):
         self.counts = multiprocessing.RawArray("i", workers)
+        self.pipes = [os.pipe() for _ in range(workers)]  # made before the fork: shared
+        for _, write_end in self.pipes:
+            os.set_blocking(write_end, False)
+
+    def _wake(self, slot: int) -> None:
+        try:
+            os.write(self.pipes[slot][1], b"!")
+        except BlockingIOError:  # its pipe is full: it will wake anyway
+            pass
 
     def gate(self, server: Any, slot: int) -> None:
         counts, accepting = self.counts, server.readable
+        _Wakeup(self.pipes[slot][0], server._map)
+        was_accepting = [True]
 
         def readable() -> bool:
             counts[slot] = mine = len(server.active_channels)
-            return accepting() and mine <= min(counts) + 1
+            least = min(counts)
+            accepts = accepting() and mine <= least + 1
+            if was_accepting[0] and not accepts:
+                self._wake(list(counts).index(least))
+            was_accepting[0] = accepts
+            return accepts
 
         server.readable = readable
 
