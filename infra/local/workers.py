@@ -28,11 +28,14 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0  # a worker still busy after this is killed
 # Connections per worker process. Past IDLE_KEPT, each new connection closes the ones idle
 # longest, so idle or slow sockets (keep-alive clients gone quiet, a slowloris) can never
-# shut a new caller out. MAX_CONNECTIONS bounds the busy ones, and with them the memory
-# (waitress buffers a request's body in memory up to inbuf_overflow, 512 KiB, then on
+# shut a new caller out. Only those quiet for IDLE_GRACE_S count: a busy client between two
+# requests, or a new one whose request is not read yet, is never cut off (under 500 busy
+# clients that churn closed newcomers). MAX_CONNECTIONS bounds the rest, and with them the
+# memory (waitress buffers a request's body in memory up to inbuf_overflow, 512 KiB, then on
 # disk); past it new callers wait in the listen backlog. waitress's loop visits every
 # connection on each pass, so the idle ones kept are few.
 IDLE_KEPT = 100
+IDLE_GRACE_S = 2.0
 MAX_CONNECTIONS = 1000
 SPARE_DESCRIPTORS = 256  # beside the connections: Redis's pool, the listening socket, files
 
@@ -56,14 +59,16 @@ def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
-def _close_idlest(channels: dict[int, HTTPChannel], keep: int, newest: HTTPChannel) -> None:
+def _close_idlest(channels: dict[int, HTTPChannel], keep: int) -> None:
     """Close the connections idle longest until at most `keep` remain (a tenth fewer, so that
-    this runs once per many accepts). Idle: no request queued or running, no answer left to
-    send; a request only partly received (a slow or stalled sender) counts as idle."""
+    this runs once per many accepts). Idle: nothing received or sent for IDLE_GRACE_S, no
+    request queued or running, no answer left to send; a request only partly received (a
+    slow or stalled sender) counts as idle."""
     if len(channels) <= keep:
         return
-    idle = [c for c in channels.values()
-            if c is not newest and not c.requests and not c.total_outbufs_len]
+    quiet_since = time.time() - IDLE_GRACE_S  # waitress's last_activity is time.time()
+    idle = [c for c in channels.values() if c.last_activity < quiet_since
+            and not c.requests and not c.total_outbufs_len]
     excess = len(channels) - keep + keep // 10
     for channel in heapq.nsmallest(excess, idle, key=lambda c: c.last_activity):
         channel.handle_close()
@@ -83,7 +88,7 @@ class _Channel(HTTPChannel):
 
     def __init__(self, server, sock, addr, adj, map=None):
         super().__init__(server, sock, addr, adj, map)
-        _close_idlest(server.active_channels, IDLE_KEPT, self)
+        _close_idlest(server.active_channels, IDLE_KEPT)
 
     def writable(self):
         pending = super().writable()

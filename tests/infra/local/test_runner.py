@@ -18,7 +18,7 @@ import requests
 
 from infra.local.redis_server import RedisServer, free_port
 from infra.local.stack_state import gateway_url
-from infra.local.workers import IDLE_KEPT
+from infra.local.workers import IDLE_GRACE_S, IDLE_KEPT
 from shared.config import REPO_ROOT
 from tests.support.stack import LocalStack
 
@@ -196,29 +196,48 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
+def held_connections(stack: LocalStack) -> int:
+    """Sockets the stack's processes hold open (its gateway workers' connections, mostly)."""
+    pids = [stack.process.pid, *map(int, Path(f"/proc/{stack.process.pid}/task/"
+                                              f"{stack.process.pid}/children").read_text().split())]
+    held = 0
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                held += os.readlink(fd).startswith("socket:")
+            except OSError:  # closed meanwhile
+                pass
+    return held
+
+
 def test_idle_and_slow_sockets_cannot_shut_a_new_caller_out(tmp_path):
     """Thousands of connections that send nothing, or half a request: the workers take them
-    in as fast as they come (a worker that stops accepting wakes the least loaded one), keep
-    at most IDLE_KEPT idle ones each and close the rest, and a new request is answered."""
+    in as fast as they come (a worker that stops accepting wakes the least loaded one); once
+    they have been quiet for IDLE_GRACE_S, each new connection closes the idlest past
+    IDLE_KEPT per worker; and a new request is answered all along."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 3000:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(3000, hard), hard))
-    count = min(2000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 300)
-    assert count > 1000, "too few file descriptors to open more sockets than the workers keep"
-    workers, kept = 2, 2 * IDLE_KEPT
-    with LocalStack(None, tmp_path, args=["--workers", str(workers)]) as stack:
-        # Fewer than the listen backlog (1024): each connects at once, accepted or not.
-        idle = open_sockets(stack.port, 800)
-        wait_until(lambda: sum(map(closed_by_server, idle)) >= len(idle) - kept,
-                   "the workers to accept the idle connections and close the oldest")
-        slow = open_sockets(stack.port, count - len(idle),
-                            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow_count = min(1200, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1200)
+    assert slow_count > 600, "too few file descriptors to open more sockets than the workers keep"
+    kept = 2 * IDLE_KEPT
+    with LocalStack(None, tmp_path, args=["--workers", "2"]) as stack:
+        idle = open_sockets(stack.port, 800)  # under the listen backlog: all connect at once
+        wait_until(lambda: held_connections(stack) >= len(idle), "the workers to accept them")
+        time.sleep(IDLE_GRACE_S + 0.5)
+        slow = open_sockets(stack.port, slow_count, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: ")
+        later: list[socket.socket] = []
         try:
+            wait_until(lambda: sum(map(closed_by_server, idle)) >= len(idle) - kept,
+                       "the newcomers to close the connections idle longest")
             with requests.Session() as fresh:  # a new connection, after all of those
                 answer = fresh.get(stack.url("listar"), params={"format": "json"}, timeout=10)
                 assert answer.status_code == 200
-            wait_until(lambda: sum(map(closed_by_server, idle + slow)) >= count - kept,
-                       "the workers to close the connections idle longest")
+            time.sleep(IDLE_GRACE_S + 0.5)  # now the half-sent requests have been quiet too
+            later = open_sockets(stack.port, 50)  # newcomers: closing the quiet, not closed
+            wait_until(lambda: sum(map(closed_by_server, slow)) >= len(slow) - kept,
+                       "the half-sent requests to be closed")
+            assert not any(map(closed_by_server, later))
         finally:
-            for sock in idle + slow:
+            for sock in idle + slow + later:
                 sock.close()
