@@ -18,16 +18,18 @@ STATE_FILE = Path(os.environ.get("LOCAL_STACK_FILE") or REPO_ROOT / "data" / "lo
 FALLBACK_URL = "http://127.0.0.1:8080"
 
 
-def announce(url: str, path: Path = STATE_FILE) -> None:
+def announce(url: str, path: Path | None = None) -> None:
     """Record that this process serves the gateway at `url` (replacing any earlier record)."""
+    path = path or STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
     partial.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
     partial.replace(path)  # atomic: a reader never sees half a file
 
 
-def withdraw(path: Path = STATE_FILE) -> None:
+def withdraw(path: Path | None = None) -> None:
     """Remove the record if it is this process's (a later stack may have replaced it)."""
+    path = path or STATE_FILE
     try:
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
@@ -35,8 +37,9 @@ def withdraw(path: Path = STATE_FILE) -> None:
         pass
 
 
-def running_url(path: Path = STATE_FILE) -> str | None:
+def running_url(path: Path | None = None) -> str | None:
     """The URL of the `make up` recorded in `path`, if that process still runs."""
+    path = path or STATE_FILE
     try:
         record = json.loads(path.read_text())
         pid, url = int(record["pid"]), str(record["url"])
@@ -51,9 +54,10 @@ def running_url(path: Path = STATE_FILE) -> str | None:
     return url
 
 
-def gateway_url(explicit: str | None, path: Path = STATE_FILE) -> tuple[str, str | None]:
+def gateway_url(explicit: str | None, path: Path | None = None) -> tuple[str, str | None]:
     """The gateway a tool should use: `explicit` (an option or OPENFAAS_URL) if given, else
     the running `make up`, else FALLBACK_URL; with a line saying why when it was not given."""
+    path = path or STATE_FILE
     if explicit:
         return explicit.rstrip("/"), None
     found = running_url(path)

@@ -17,6 +17,7 @@ import pytest
 
 from infra.evaluate import __main__ as cli
 from infra.evaluate import detectar
+from infra.local import stack_state
 from models.evaluation import nab, report
 from models.evaluation.scoring import score
 from models.locations import DEFAULT_MODEL as MODEL
@@ -138,6 +139,18 @@ def test_http_and_in_process_give_the_same_verdicts(stack, tmp_path):
 
 def stack_redis_env(stack) -> dict[str, str]:
     return {name: stack.env[name] for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD_FILE")}
+
+
+def test_url_alone_streams_through_the_recorded_make_up(stack, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(stack_state, "STATE_FILE", stack.state_file)
+    csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
+    code = cli.main(["--url", "--csv", str(csv_path), "--windows", str(windows_path), "--out",
+                     str(tmp_path / "out"), "--no-compare-reference", "--no-progress",
+                     "--no-plot"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"gateway {stack.base}: the running `make up`")
+    assert f"HTTP: {stack.base}" in (tmp_path / "out" / "evaluation.json").read_text()
 
 
 def test_bad_inputs_fail_clearly(tmp_path, capsys):
