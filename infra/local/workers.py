@@ -26,8 +26,8 @@ from . import processes
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0  # a worker still busy after this is killed
-# Connections per worker process. Past IDLE_KEPT, each new connection closes the ones idle
-# longest, so idle or slow sockets (keep-alive clients gone quiet, a slowloris) can never
+# Connections per worker process. Past IDLE_KEPT, each new connection (and each worker, once
+# a second) closes the ones idle longest, so idle or slow sockets (keep-alive clients gone quiet, a slowloris) can never
 # shut a new caller out. Only those quiet for IDLE_GRACE_S count: a busy client between two
 # requests, or a new one whose request is not read yet, is never cut off (under 500 busy
 # clients that churn closed newcomers). MAX_CONNECTIONS bounds the rest, and with them the
@@ -163,8 +163,18 @@ def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
     server = waitress.server.create_server(
         app, sockets=[sock], connection_limit=connection_limit(),
         asyncore_use_poll=True,  # select() takes no descriptor past 1023
+        cleanup_interval=1,  # its maintenance, below, also trims the idle connections
         **adjustments)
     server.channel_class = _Channel
+    maintain = server.maintenance
+
+    def maintenance(now: float) -> None:
+        # Also once a second, not only when a connection arrives: new ones go to the least
+        # loaded worker, so another could otherwise keep its idle sockets indefinitely.
+        maintain(now)
+        _close_idlest(server.active_channels, IDLE_KEPT)
+
+    server.maintenance = maintenance
     if balance is not None:
         balance.gate(server, slot)
     server.print_listen("Serving on http://{}:{}")
