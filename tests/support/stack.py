@@ -61,6 +61,7 @@ class LocalStack:
             except requests.ConnectionError:
                 pass
             time.sleep(0.1)
+        processes.stop(self.process)  # a stack that never became ready is not left running
         raise RuntimeError(f"the local stack did not become ready:\n{self.log()}")
 
     def __exit__(self, *exc) -> None:
