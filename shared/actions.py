@@ -27,6 +27,7 @@ class Action:
     name: str
     writes: bool  # write actions can require a signed call (shared/signing.py)
     run: Callable[[Mapping[str, Any], Services, str], Result]
+    parameters: frozenset[str]  # every other name is refused (`format` aside, shared/params.py)
 
 
 def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -80,9 +81,12 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     for key in ("message", "note"):  # why it was not judged, or why it was not flagged
         if getattr(verdict, key):
             document[key] = getattr(verdict, key)
-    return Result(200, document, render.verdict_html(document, host))
+    return Result(200, document, render.verdict_html(document, detector.rule.meaning, host))
 
 
-NUEVO = Action("nuevo", writes=True, run=_nuevo)
-LISTAR = Action("listar", writes=False, run=_listar)
-DETECTAR = Action("detectar", writes=True, run=_detectar)
+NUEVO = Action("nuevo", writes=True, run=_nuevo,
+               parameters=frozenset({"dato", "sensor", "timestamp", "readings"}))
+LISTAR = Action("listar", writes=False, run=_listar,
+                parameters=frozenset({"sensor", "count", "from", "to"}))
+DETECTAR = Action("detectar", writes=True, run=_detectar,
+                  parameters=frozenset({"dato", "sensor", "timestamp"}))

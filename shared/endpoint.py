@@ -12,7 +12,7 @@ from typing import Any
 from . import render, signing
 from .actions import Action
 from .errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, as_api_error
-from .params import merged_params
+from .params import merged_params, parse_format
 from .services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,11 @@ def _authorise(event: Any, action: Action, services: Services) -> None:
 
 
 def _check(event: Any, action: Action, services: Services) -> None:
-    if event.method.upper() not in (WRITE_METHODS if action.writes else READ_METHODS):
-        raise MethodNotAllowed(f"{event.method} is not supported: use GET or POST")
+    methods = WRITE_METHODS if action.writes else READ_METHODS
+    if event.method.upper() not in methods:
+        raise MethodNotAllowed(f"{event.method} is not supported: use "
+                               f"{', '.join(methods[:-1])} or {methods[-1]}", methods)
+    parse_format(event.query)
     settings = services.settings
     if len(event.body or b"") > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
@@ -67,8 +70,8 @@ def serve(event: Any, context: Any, action: Action, services: Services = SERVICE
     as_json = render.wants_json(event.query, event.headers)
     try:
         _check(event, action, services)
-        result = action.run(merged_params(event.query, event.body or b"", event.headers),
-                            services, host)
+        params = merged_params(event.query, event.body or b"", event.headers, action.parameters)
+        result = action.run(params, services, host)
     except Exception as exc:
         error = as_api_error(exc)
         if error is None or error.unexpected:

@@ -44,6 +44,13 @@ class Unauthorized(ApiError):
 class MethodNotAllowed(ApiError):
     status = 405
 
+    def __init__(self, message: str, allowed: tuple[str, ...]):
+        super().__init__(message)
+        self.allowed = allowed
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}  # required with a 405 (RFC 9110)
+
 
 class Conflict(ApiError):
     """The request is valid but clashes with what is stored (e.g. a taken timestamp)."""

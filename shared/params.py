@@ -20,7 +20,10 @@ from .errors import BadRequest
 from .readings import HistoryQuery, Reading
 from .timestamps import iso_to_ms
 
-SENSOR_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# A sensor id starts with a letter or digit: `.`, `..` or `-` alone would name no sensor
+# anyone meant, and read as paths or options wherever an id is used as one.
+SENSOR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+SENSOR_RULE = "1 to 64 letters, digits or . _ : -, starting with a letter or digit"
 DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 DIGITS_RE = re.compile(r"[0-9]{1,16}")  # ASCII only: str.isdigit() also accepts '²' and '١'
 
@@ -35,13 +38,38 @@ def _reject_constant(token: str) -> float:
     raise BadRequest(f"body is not valid JSON: {token} is not a number")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a key twice (which one was meant is a guess, as
+    for a parameter repeated in the query string)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise BadRequest(f"{twice[:64]} is given more than once in the body")
+    return data
+
+
+def _underflows(text: str, value: float) -> bool:
+    """A decimal with a digit other than 0 that float() made 0 (1e-400): too small to store."""
+    return value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]) is not None
+
+
+def _float(text: str) -> float:
+    """A JSON number with a fraction or exponent; refused when too small to be told from 0."""
+    value = float(text)
+    if _underflows(text, value):
+        raise BadRequest(f"body holds {text[:64]}, a number too small to store (it would be 0)")
+    return value
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
     """The JSON body as parameters: an object, a bare number (`dato`), or nothing."""
     if not body or not body.strip():
         return {}
     try:
         text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_float,
+                          object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8 text") from None
     except (ValueError, RecursionError):  # ValueError also: an integer of over 4,300 digits
@@ -68,65 +96,97 @@ def topic_sensor(topic: str | None) -> str | None:
         return None
     if not SENSOR_RE.fullmatch(levels[1]):
         raise BadRequest(f"topic {topic[:200]!r} does not name a valid sensor: its middle level "
-                         "must be 1 to 64 letters, digits or . _ : -")
+                         f"must be {SENSOR_RULE}")
     return levels[1]
 
 
-def merged_params(query: Any, body: bytes, headers: Any = None) -> dict[str, Any]:
+def _refuse_unknown(names: Any, accepted: frozenset[str], where: str) -> None:
+    unknown = sorted(str(name)[:64] for name in names if name not in accepted)
+    if unknown:
+        raise BadRequest(f"unknown parameter{'s' if len(unknown) > 1 else ''} in the {where}: "
+                         f"{', '.join(unknown[:5])} (this function takes "
+                         f"{', '.join(sorted(accepted))})")
+
+
+def merged_params(query: Any, body: bytes, headers: Any = None,
+                  accepted: frozenset[str] | None = None) -> dict[str, Any]:
     """Query-string parameters, overridden by those of a JSON body; the sensor of the
-    `X-Topic` header (an event connector's call) when neither names one."""
+    `X-Topic` header (an event connector's call) when neither names one. With `accepted`,
+    a name outside it is refused, as a batch item's unknown field is (a misspelt `sensor`
+    would otherwise store under the default sensor); `format` is for the query string."""
     getlist = getattr(query, "getlist", None)  # a plain dict cannot repeat a key
     repeated = [key for key in query.keys() if getlist and len(getlist(key)) > 1]
     if repeated:  # which one was meant is a guess; storing a guess is worse than refusing
         raise BadRequest(f"{repeated[0][:64]} is given more than once in the query string")
-    params: dict[str, Any] = {key: query.get(key) for key in query.keys()}
-    params.update(parse_body(body))
-    if headers is not None and params.get("sensor") in (None, ""):
+    params: dict[str, Any] = {key: query.get(key) for key in query.keys() if key != "format"}
+    from_body = parse_body(body)
+    if accepted is not None:
+        _refuse_unknown(params, accepted, "query string")
+        if "format" in from_body:
+            raise BadRequest("format goes in the query string (?format=json), not in the body")
+        _refuse_unknown(from_body, accepted, "body")
+    params.update(from_body)
+    for name, value in params.items():
+        if isinstance(value, str) and (value == "" or value != value.strip()):
+            raise BadRequest(f"{name[:64]} is empty or has spaces around it: give its value "
+                             f"alone, or leave {name[:64]} out")
+    if headers is not None and params.get("sensor") is None:
         sensor = topic_sensor(headers.get(TOPIC_HEADER))
         if sensor is not None:
             params["sensor"] = sensor
     return params
 
 
+FORMATS = ("json", "html")  # of the answer, chosen by `format` in the query string
+
+
+def parse_format(query: Any) -> None:
+    """Refuse a `format` other than json or html (xml, an empty one): not a silent HTML."""
+    chosen = query.get("format")
+    if chosen is not None and chosen.lower() not in FORMATS:
+        raise BadRequest(f"format must be json or html, not {chosen[:20]!r}")
+
+
 def parse_dato(raw: Any) -> float:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    if raw is None:
         raise BadRequest("dato is required: the reading, e.g. dato=25.4")
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise BadRequest("dato must be a decimal number, e.g. 25.4")
     if isinstance(raw, str):
-        text = raw.strip()
-        if len(text) > MAX_DATO_CHARS:
+        if len(raw) > MAX_DATO_CHARS:
             raise BadRequest(f"dato is too long (more than {MAX_DATO_CHARS} characters)")
-        if not DECIMAL_RE.fullmatch(text):
+        if not DECIMAL_RE.fullmatch(raw):  # no spaces around it either
             raise BadRequest("dato must be a decimal number with a point, e.g. 25.4")
-        raw = text
     try:
         value = float(raw)
     except OverflowError:
         value = math.inf
+    if isinstance(raw, str) and _underflows(raw, value):
+        raise BadRequest("dato is too small to store: it would be 0")
     if not math.isfinite(value) or abs(value) > DATO_LIMIT:
         raise BadRequest(f"dato must be a finite number between {-DATO_LIMIT:g} and {DATO_LIMIT:g}")
     return value
 
 
 def parse_sensor(raw: Any) -> str:
-    if raw is None or raw == "":
+    if raw is None:
         return DEFAULT_SENSOR
     if not isinstance(raw, str) or not SENSOR_RE.fullmatch(raw):
-        raise BadRequest("sensor must be 1 to 64 letters, digits or . _ : -")
+        raise BadRequest(f"sensor must be {SENSOR_RULE}")
     return raw
 
 
-def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
-    """Milliseconds since the epoch or ISO-8601 (UTC when no offset is given)."""
-    if raw is None or raw == "":
+def parse_timestamp(raw: Any, name: str = "timestamp", future: bool = False) -> int | None:
+    """Milliseconds since the epoch or ISO-8601 (UTC when no offset is given). A reading's
+    time is at most a day ahead of the server's clock (`future` lifts that, for a range)."""
+    if raw is None:
         return None
-    if isinstance(raw, bool):
+    if isinstance(raw, bool) or (isinstance(raw, str) and (not raw or raw != raw.strip())):
         raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)
-    if isinstance(raw, str) and DIGITS_RE.fullmatch(raw.strip()):
-        raw = int(raw.strip())
+    if isinstance(raw, str) and DIGITS_RE.fullmatch(raw):
+        raw = int(raw)
     if isinstance(raw, int):
         millis = raw
     elif isinstance(raw, str) and len(raw) <= 64:
@@ -139,7 +199,7 @@ def parse_timestamp(raw: Any, name: str = "timestamp") -> int | None:
         raise BadRequest(f"{name} must be milliseconds since the epoch or ISO-8601")
     if not 0 <= millis <= MAX_TIMESTAMP_MS:
         raise BadRequest(f"{name} is out of range (1970 to 9999)")
-    if millis > time.time() * 1000 + FUTURE_TOLERANCE_MS:
+    if not future and millis > time.time() * 1000 + FUTURE_TOLERANCE_MS:
         raise BadRequest(f"{name} is more than a day in the future")
     return millis
 
@@ -155,7 +215,7 @@ def parse_batch(params: Mapping[str, Any], max_readings: int) -> list[Reading]:
     """The request's `readings`, valid only as a whole: one bad reading rejects it all. They
     belong to the request's sensor, so an item naming anything else (its own `sensor`), or a
     `dato` beside the batch, is refused rather than stored where its sender did not mean."""
-    beside = [key for key in ("dato", "timestamp") if params.get(key) not in (None, "")]
+    beside = [key for key in ("dato", "timestamp") if params.get(key) is not None]
     if beside:
         raise BadRequest(f"{beside[0]} cannot be given beside readings: put it in the batch")
     raw = params["readings"]
@@ -183,10 +243,10 @@ def parse_batch(params: Mapping[str, Any], max_readings: int) -> list[Reading]:
 
 
 def parse_count(raw: Any, default: int, maximum: int) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    if isinstance(raw, str) and DIGITS_RE.fullmatch(raw.strip()):
-        raw = int(raw.strip())
+    if isinstance(raw, str) and DIGITS_RE.fullmatch(raw):
+        raw = int(raw)
     if isinstance(raw, float) and raw.is_integer():  # JSON 20.0, as timestamps accept
         raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= maximum:
@@ -195,8 +255,8 @@ def parse_count(raw: Any, default: int, maximum: int) -> int:
 
 
 def parse_history(params: Mapping[str, Any], default_count: int, max_count: int) -> HistoryQuery:
-    start = parse_timestamp(params.get("from"), "from")
-    end = parse_timestamp(params.get("to"), "to")
+    start = parse_timestamp(params.get("from"), "from", future=True)
+    end = parse_timestamp(params.get("to"), "to", future=True)
     if start is not None and end is not None and start > end:
         raise BadRequest("from must not be after to")
     return HistoryQuery(parse_count(params.get("count"), default_count, max_count),

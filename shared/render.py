@@ -10,26 +10,31 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from .chart import clock, number, readings_chart
+from .chart import CHART_STYLE, clock, clock_html, counted, number, readings_chart
+from .params import FORMATS
 from .readings import HistoryQuery
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:1rem 2rem;color:#222}
+# Phones (360 px and up) and desktops: nothing wider than the screen; a time breaks between
+# its date and its clock when a column is narrow; tables scroll inside .wide if they must.
+STYLE = """body{font-family:system-ui,sans-serif;margin:1rem 2rem;color:#222;max-width:60rem}
 table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #eee}
-td{text-align:right}th{text-align:left}.facts td{text-align:left}.time{white-space:nowrap}
+td{text-align:right}th{text-align:left}.facts td,td.time{text-align:left}.nowrap{white-space:nowrap}
 .verdict{font-size:3rem;font-weight:bold;margin:.5rem 0}.true{color:#c62828}.false{color:#2e7d32}
-.unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}.chart{width:100%;min-width:480px}
-.wide{overflow-x:auto}.meta{color:#666;font-size:.9rem}
-@media (max-width:600px){body{margin:.5rem}}"""
+.unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}
+.wide{overflow-x:auto}.meta{color:#666;font-size:.9rem}h1,p,.id{overflow-wrap:anywhere}
+@media (max-width:600px){body{margin:.5rem}h1{font-size:1.5rem}td,th{padding:.2rem .4rem}}
+""" + CHART_STYLE
 TABLE_ROWS = 500  # a page stays readable; the chart and the JSON answer hold every reading
 
 
 def wants_json(query: Any, headers: Any) -> bool:
-    """`?format=json` or an Accept header that asks for JSON rather than HTML."""
+    """`?format=json` or an Accept header that asks for JSON rather than HTML (an unknown
+    `format`, refused by parse_format, is answered as Accept asks)."""
     chosen = (query.get("format") or "").lower()
-    if chosen in ("json", "html"):
+    if chosen in FORMATS:
         return chosen == "json"
     accept = (headers.get("Accept") or "").lower()
     return JSON_TYPE in accept and "text/html" not in accept
@@ -55,15 +60,17 @@ def error_html(status: int, message: str, host: str) -> str:
 
 
 def _time(timestamp: int) -> str:
-    return f'<td class="time" title="{timestamp} ms since the epoch">{clock(timestamp)}</td>'
+    return f'<td class="time" title="{timestamp} ms since the epoch">{clock_html(timestamp)}</td>'
 
 
 def _history_link(sensor: str) -> str:
-    return f'<p><a href="listar?sensor={quote(sensor)}">History of {escape(sensor)}</a></p>'
+    # From the root: a relative link would break under /function/nuevo/ (a trailing slash).
+    return (f'<p><a href="/function/listar?sensor={quote(sensor)}">History of '
+            f"{escape(sensor)}</a></p>")
 
 
 def reading_html(sensor: str, timestamp: int, value: float) -> str:
-    return (f"<tr><th>sensor</th><td>{escape(sensor)}</td></tr>"
+    return (f'<tr><th>sensor</th><td class="id">{escape(sensor)}</td></tr>'
             f"<tr><th>value</th><td>{number(value)}</td></tr>"
             f"<tr><th>time</th>{_time(timestamp)}</tr>")
 
@@ -74,9 +81,10 @@ def stored_html(sensor: str, timestamp: int, value: float, host: str) -> str:
 
 
 def batch_html(sensor: str, stored: int, conflicts: list[int], host: str) -> str:
-    refused = (f"<p>{len(conflicts)} readings were refused: their timestamps were taken "
-               f"({', '.join(str(t) for t in conflicts[:20])})</p>" if conflicts else "")
-    return page("Readings stored", f"<h1>{stored} readings stored for sensor "
+    refused = (f"<p>{counted(len(conflicts), 'reading was', 'readings were')} refused: their "
+               f"timestamps were taken ({', '.join(str(t) for t in conflicts[:20])})</p>"
+               if conflicts else "")
+    return page("Readings stored", f"<h1>{counted(stored, 'reading')} stored for sensor "
                 f"{escape(sensor)}</h1>{refused}{_history_link(sensor)}", host)
 
 
@@ -89,7 +97,7 @@ def _shown(total: int, shown: int, query: HistoryQuery) -> str:
     else:
         where = ""
     cut = f" (at most count={query.count})" if shown == query.count else ""
-    return f"{shown} readings{where}, newest first{cut}, of {total} stored."
+    return f"{counted(shown, 'reading')}{where}, newest first{cut}, of {total:,} stored."
 
 
 def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
@@ -105,13 +113,15 @@ def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
     flagged = sum(1 for t, _ in readings if t in anomalies)
     table = (f"<table><tr><th>time</th><th>value</th><th>detectar</th></tr>{rows}</table>{more}"
              if readings else "<p>No readings yet.</p>")
+    flagged_text = counted(flagged, "flagged as an anomaly", "flagged as anomalies")
     return page(f"Readings of {sensor}",
                 f"<h1>Readings of {escape(sensor)}</h1><p>{_shown(total, len(readings), query)} "
-                f"{flagged} flagged as anomalies by detectar.</p>"
-                f'<div class="wide">{readings_chart(readings, anomalies)}</div>{table}', host)
+                f"{flagged_text} by detectar.</p>{readings_chart(readings, anomalies)}"
+                f'<div class="wide">{table}</div>', host)
 
 
-def verdict_html(result: dict[str, Any], host: str) -> str:
+def verdict_html(result: dict[str, Any], meaning: str, host: str) -> str:
+    """detectar's page; `meaning` says in words what error and threshold are under the rule."""
     anomaly = result["anomaly"]
     word, css = {True: ("TRUE", "true"), False: ("FALSE", "false")}.get(anomaly, ("UNKNOWN", "unknown"))
     details = "".join(
@@ -125,9 +135,10 @@ def verdict_html(result: dict[str, Any], host: str) -> str:
         event = f"<p>A new event ({escape(', '.join(result['kinds']))}): this reading raises an alert.</p>"
     why = "".join(f"<p>{escape(result[key])}</p>" for key in ("message", "note") if result.get(key))
     why += "".join(f"<p>Still learning: {escape(part)}.</p>" for part in result.get("learning", ()))
+    explained = f'<p class="meta">{escape(meaning)}</p>' if result.get("error") is not None else ""
     return page(f"{result['sensor']}: anomaly {word}",
                 f"<h1 class=\"verdict {css}\">{word}</h1>{event}{why}<table class=\"facts\">"
                 f"{reading_html(result['sensor'], result['timestamp'], result['value'])}"
                 f"{details}<tr><th>previous readings (newest first)</th><td>{window}</td></tr>"
                 f"<tr><th>engine</th><td>{escape(str(result.get('engine') or '-'))}</td></tr>"
-                f"</table>{_history_link(result['sensor'])}", host)
+                f"</table>{explained}{_history_link(result['sensor'])}", host)

@@ -51,6 +51,7 @@ class Observed:
 class Rule(Protocol):
     name: str
     threshold: float
+    meaning: str  # what `error` and `threshold` are under this rule, in an operator's words
 
     def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
         """The verdict on one reading, given the sensor's state."""
@@ -93,6 +94,8 @@ def _threshold(decision: Mapping[str, Any], override: float | None, default: flo
 
 class AbsError:
     name = "abs_error"
+    meaning = ("error: how far the reading is from the model's prediction of it, in degrees. "
+               "An anomaly when the error is above the threshold.")
 
     def __init__(self, decision: Mapping[str, Any], threshold_override: float | None):
         self.threshold = _threshold(decision, threshold_override)
@@ -158,6 +161,15 @@ class RecordEvents:
     """
 
     name = "record_events"
+
+    @property
+    def meaning(self) -> str:
+        margin = 100 * self.range_margin / self.threshold
+        return (f"error: the strongest of the rule's learned tests as a multiple of what flags "
+                f"it: how far the reading lies beyond the sensor's range of the last "
+                f"{self.range_days} days (against {margin:g}% of that range), or how far its "
+                "recent surprise beats its record. An anomaly when the error is above the "
+                "threshold.")
 
     def __init__(self, decision: Mapping[str, Any], threshold_override: float | None):
         self.threshold = _threshold(decision, threshold_override, 1.0)

@@ -283,6 +283,21 @@ return redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) and 1
 """
 
 
+# Readiness: TS.INFO on a key no sensor can name ('/' is never in a sensor id): an unknown
+# command means the TimeSeries module is missing; "does not exist" means it answered.
+PROBE_KEY = "/readiness"
+PROBE_SCRIPT = """
+local reply = redis.pcall('TS.INFO', KEYS[1])
+if type(reply) == 'table' and reply.err and not string.find(reply.err, 'does not exist', 1, true) then
+  return redis.error_reply(reply.err)
+end
+return 1
+"""
+
+
+SCRIPTS = (ADD_SCRIPT, VERDICT_SCRIPT, BATCH_SCRIPT, HISTORY_SCRIPT, NONCE_SCRIPT)
+
+
 def _state_text(state: dict[str, float]) -> str:
     return "\n".join(f"{key}\n{float(value)!r}" for key, value in state.items())
 
@@ -299,11 +314,25 @@ class ReadingStore:
             return bool(self.connection.run(NONCE_SCRIPT, [NONCE_PREFIX + nonce], [ttl_ms],
                                             writes=False))
 
-    def ping(self) -> bool:
+    def problem(self) -> str | None:
+        """What would keep the functions from working with this Redis now, or None: it is
+        unreachable, refuses our password, lacks RedisTimeSeries, or cannot run our scripts."""
         try:
-            return self.connection.ping()
-        except redis.RedisError:
-            return False
+            for client in self.connection.masters():
+                for source in SCRIPTS:
+                    client.script_load(source)
+            self.connection.run(PROBE_SCRIPT, [PROBE_KEY], [], writes=False)
+        except redis.AuthenticationError:  # a ConnectionError too: test it first
+            return "Redis refused our credentials"
+        except (redis.ConnectionError, redis.TimeoutError):
+            return "Redis is unavailable"
+        except redis.ResponseError as exc:
+            if "unknown" in str(exc).lower() and "command" in str(exc).lower():
+                return "Redis has no RedisTimeSeries module (TS.* commands unknown)"
+            return f"Redis cannot run our scripts: {str(exc)[:200]}"
+        except redis.RedisError as exc:  # e.g. a cluster without a master for a slot
+            return f"Redis cannot serve: {str(exc)[:200]}"
+        return None
 
     def close(self) -> None:
         self.connection.close()

@@ -39,7 +39,7 @@ def redis_cluster(tmp_path_factory):
 
 def cluster_env(cluster: LocalCluster, **more: str) -> dict[str, str]:
     """The functions' settings for a cluster (REDIS_HOST lists every node)."""
-    return {"REDIS_CLUSTER": "1", "REDIS_HOST": cluster.seeds(), **more}
+    return {**cluster.env(), **more}
 
 
 ON_BOTH_LAYOUTS = pytest.mark.parametrize("redis_layout", ["one server", "cluster"])
@@ -55,7 +55,8 @@ def redis_client(redis_layout, request):
     """An empty Redis: one server's client, or a RedisCluster client over the cluster."""
     if redis_layout == "cluster":
         cluster = request.getfixturevalue("redis_cluster")
-        client = RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+        client = RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port,
+                              password=cluster.password)
     else:
         client = request.getfixturevalue("redis_server").client()
     client.flushall()
@@ -66,7 +67,7 @@ def redis_client(redis_layout, request):
 @pytest.fixture(scope="session")
 def stack(redis_server, tmp_path_factory):
     """The local gateway (`python -m infra.local`) over the session's Redis, via real HTTP."""
-    with LocalStack(redis_server.port, log_dir=tmp_path_factory.mktemp("gateway")) as running:
+    with LocalStack(redis_server, log_dir=tmp_path_factory.mktemp("gateway")) as running:
         yield running
 
 

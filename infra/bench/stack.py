@@ -41,10 +41,10 @@ class Stack:
         if self.cluster_masters:
             self.cluster = LocalCluster(self.data_dir / f"cluster-{self.label}",
                                         self.cluster_masters).start()
-            redis_env = {"REDIS_CLUSTER": "1", "REDIS_HOST": self.cluster.seeds()}
+            redis_env = self.cluster.env()
         else:
             self.redis = RedisServer(self.data_dir / f"redis-{self.fsync}", fsync=self.fsync).start()
-            redis_env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port)}
+            redis_env = self.redis.env()
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "infra.local", "--port", str(port)]
@@ -52,8 +52,9 @@ class Stack:
             command += ["--workers", str(self.workers)]
         if self.threads:
             command += ["--threads", str(self.threads)]
-        env = {**os.environ, **redis_env, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "",
-               "MQTT_BROKER": "", **self.env}
+        env = {**os.environ, **redis_env, "API_TOKEN_FILE": "", "MQTT_BROKER": "",
+               "LOCAL_STACK_FILE": str(self.data_dir / f"stack-{self.label or self.fsync}.json"),
+               **self.env}
         self.log_path = self.data_dir / f"gateway-{self.label or self.fsync}.log"
         with open(self.log_path, "wb") as log:
             self.gateway = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,

@@ -10,7 +10,8 @@ function runs, so the figures are those of the deployed system and nothing else:
   configured like the function's environment (REDIS_HOST/PORT, MODEL_PATH,
   MODEL_ENGINE=embedded, WINDOW_SIZE = the model's window);
 - with `--url http://127.0.0.1:8080`: over HTTP through a running gateway (`make up`), i.e.
-  whatever model that deployment serves.
+  whatever model that deployment serves; `--url` alone: the `make up` recorded in
+  data/local-stack.json (infra/local/stack_state.py).
 
 Each run writes to a fresh sensor id, so the model starts with no history and no detector
 state. Readings are stored at the file's own timestamps; a sensor never holds two readings at
@@ -29,6 +30,7 @@ process, and prints both side by side.
     python -m infra.evaluate --model path/to/modelo/1 --no-compare-reference
     python -m infra.evaluate --csv my.csv --windows my_windows.json
     python -m infra.evaluate --url http://127.0.0.1:8080
+    python -m infra.evaluate --url                 # the running `make up`
     python -m infra.evaluate --corpus               # every file of NAB_DATA_DIR/corpus
 
 `--corpus [DIR]` streams every file of a NAB corpus (`<category>/<file>.csv` with
@@ -56,6 +58,7 @@ from models.evaluation.report import (ModelReport, format_table, model_descripti
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
+from ..local import stack_state
 from .corpus import evaluate_corpus
 from .detectar import local_redis, new_sensor, over_http, run_in_process, stream
 
@@ -94,8 +97,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="with --corpus: files streamed at once (default 2)")
     parser.add_argument("--plot-files", action="store_true",
                         help="with --corpus: a PNG per file under --out/corpus/")
-    parser.add_argument("--url", help="stream through a running gateway, e.g. "
-                        "http://127.0.0.1:8080 (its model, not --model)")
+    parser.add_argument("--url", nargs="?", const="",
+                        help="stream through a running gateway, e.g. http://127.0.0.1:8080 (its "
+                             "model, not --model); --url alone: the running `make up`")
     parser.add_argument("--token", default=os.environ.get("API_TOKEN"),
                         help="API key for --url when writes need one: each call is signed "
                         "with it (default $API_TOKEN)")
@@ -132,8 +136,9 @@ def default_corpus() -> Path:
 def evaluate_whole_corpus(args: argparse.Namespace) -> list[corpus.FileScore]:
     model_description(args.model)  # a bad model fails before any reading
     detectors = corpus.published(args.corpus)
-    with local_redis() as port:
-        results = evaluate_corpus(args.corpus, args.model, port, args.jobs, not args.no_progress)
+    with local_redis() as redis_env:
+        results = evaluate_corpus(args.corpus, args.model, redis_env, args.jobs,
+                                  not args.no_progress)
     scores = [score for _, score in results]
     print(corpus.format_table(scores, detectors))
     print(corpus.format_categories(scores))
@@ -149,6 +154,9 @@ def evaluate_whole_corpus(args: argparse.Namespace) -> list[corpus.FileScore]:
 
 
 def evaluate(args: argparse.Namespace) -> list[ModelReport]:
+    if args.url == "":  # --url alone: the stack `make up` recorded
+        args.url, why = stack_state.gateway_url(None)
+        print(why)
     series = load_series(args.csv, args.windows, args.series)
     in_process_models = [("ours", "--model", args.model)] if args.url is None else []
     if args.compare_reference:
@@ -164,16 +172,17 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
     progress = not args.no_progress
     reports = []
 
-    def in_process_report(label: str, path: Path, port: int) -> ModelReport:
+    def in_process_report(label: str, path: Path, redis_env: dict[str, str]) -> ModelReport:
         sensor = new_sensor(label)
-        result = run_in_process(path, series.values, timestamps, port, sensor, progress, label)
+        result = run_in_process(path, series.values, timestamps, redis_env, sensor, progress,
+                                label)
         return report_of(label, str(path), "in process: detectar's endpoint",
                          model_description(path).decision.get("rule"), result, series, sensor)
 
     needs_redis = args.url is None or args.compare_reference
-    with (local_redis() if needs_redis else nullcontext()) as port:
+    with (local_redis() if needs_redis else nullcontext()) as redis_env:
         if args.url is None:
-            reports.append(in_process_report("ours", args.model, port))
+            reports.append(in_process_report("ours", args.model, redis_env))
         else:
             sensor = new_sensor("ours")
             with over_http(args.url, args.token) as detectar:
@@ -182,7 +191,7 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
             reports.append(report_of("ours", "the gateway's model", f"HTTP: {args.url}",
                                      None, result, series, sensor))
         if args.compare_reference:
-            reports.append(in_process_report("replaced", args.reference, port))
+            reports.append(in_process_report("replaced", args.reference, redis_env))
 
     print(format_table(reports, series))
     args.out.mkdir(parents=True, exist_ok=True)

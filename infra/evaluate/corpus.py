@@ -15,14 +15,15 @@ from models.evaluation.report import ModelReport, Stream, model_description, rep
 from .detectar import new_sensor, run_in_process
 
 
-def _stream_file(folder: Path, key: str, model_path: Path, redis_port: int) -> tuple[str, str, Stream]:
+def _stream_file(folder: Path, key: str, model_path: Path,
+                 redis_env: dict[str, str]) -> tuple[str, str, Stream]:
     series = corpus.load(folder, key)
     sensor = new_sensor(Path(key).stem)
     return key, sensor, run_in_process(model_path, series.values, series.stream_timestamps(),
-                                       redis_port, sensor)
+                                       redis_env, sensor)
 
 
-def evaluate_corpus(folder: Path, model_path: Path, redis_port: int, jobs: int = 2,
+def evaluate_corpus(folder: Path, model_path: Path, redis_env: dict[str, str], jobs: int = 2,
                     progress: bool = True) -> list[tuple[NabSeries, corpus.FileScore]]:
     """Each file's series and score, in the corpus's order. Every file is loaded (and its
     windows checked) before any reading is streamed."""
@@ -38,7 +39,7 @@ def evaluate_corpus(folder: Path, model_path: Path, redis_port: int, jobs: int =
                    mininterval=0.5, leave=False, file=sys.stderr)
     # fork: the workers inherit the loaded modules; each streams whole files
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_stream_file, folder, key, model_path, redis_port) for key in keys]
+        futures = [pool.submit(_stream_file, folder, key, model_path, redis_env) for key in keys]
         for future in as_completed(futures):
             key, sensor, stream = future.result()
             done[key] = (sensor, stream)

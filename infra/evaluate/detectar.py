@@ -31,12 +31,11 @@ Answer = Mapping[str, Any]
 Detectar = Callable[[str, int, float], Answer]
 
 
-def detectar_env(redis_port: int, model_path: Path) -> dict[str, str]:
-    """The settings detectar runs with here: our Redis, the model, the embedded engine."""
-    return {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port),
-            "MODEL_PATH": str(model_path), "MODEL_ENGINE": "embedded",
-            "WINDOW_SIZE": str(model_description(model_path).window),
-            "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": ""}
+def detectar_env(redis_env: Mapping[str, str], model_path: Path) -> dict[str, str]:
+    """The settings detectar runs with here: our Redis (its REDIS_* settings), the model,
+    the embedded engine."""
+    return {**redis_env, "MODEL_PATH": str(model_path), "MODEL_ENGINE": "embedded",
+            "WINDOW_SIZE": str(model_description(model_path).window), "API_TOKEN_FILE": ""}
 
 
 def _answer(status: int, body: str, sensor: str, timestamp: int) -> Answer:
@@ -51,10 +50,10 @@ def _answer(status: int, body: str, sensor: str, timestamp: int) -> Answer:
 
 
 @contextmanager
-def in_process(model_path: Path, redis_port: int) -> Iterator[Detectar]:
-    """detectar's endpoint in this process, over the Redis at `redis_port`, given the event
+def in_process(model_path: Path, redis_env: Mapping[str, str]) -> Iterator[Detectar]:
+    """detectar's endpoint in this process, over the Redis `redis_env` names, given the event
     the local gateway builds for a JSON POST."""
-    services = Services(detectar_env(redis_port, model_path))
+    services = Services(detectar_env(redis_env, model_path))
     services.detector  # load the model now: a broken one fails before any reading
     context = Context()
 
@@ -93,12 +92,12 @@ def over_http(url: str, key: str | None = None, timeout: float = 10.0) -> Iterat
 
 
 @contextmanager
-def local_redis() -> Iterator[int]:
-    """A Redis Stack server of our own on a free port in a temporary folder."""
+def local_redis() -> Iterator[dict[str, str]]:
+    """A Redis Stack server of our own on a free port in a temporary folder: its settings."""
     with tempfile.TemporaryDirectory(prefix="evaluate-redis-") as folder:
         server = RedisServer(Path(folder), fsync="no")  # durability is not the point
         try:  # also stops a server interrupted while it starts
-            yield server.start().port
+            yield server.start().env()
         finally:
             server.stop()
 
@@ -134,14 +133,14 @@ def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int
 
 
 def run_in_process(model_path: Path, values: Sequence[float], timestamps: Sequence[int],
-                   redis_port: int | None = None, sensor: str | None = None,
+                   redis_env: Mapping[str, str] | None = None, sensor: str | None = None,
                    progress: bool = False, label: str | None = None) -> Stream:
     """Stream `values` through detectar's endpoint with `model_path` (starts a Redis unless
-    `redis_port` is given). Used by the CLI and the tests alike."""
+    `redis_env` names one). Used by the CLI and the tests alike."""
     sensor = sensor or new_sensor(Path(model_path).name)
-    if redis_port is None:
-        with local_redis() as port:
-            return run_in_process(model_path, values, timestamps, port, sensor, progress, label)
-    with in_process(Path(model_path), redis_port) as detectar:
+    if redis_env is None:
+        with local_redis() as env:
+            return run_in_process(model_path, values, timestamps, env, sensor, progress, label)
+    with in_process(Path(model_path), redis_env) as detectar:
         return stream(detectar, values, timestamps, sensor, progress,
                       label or Path(model_path).name)

@@ -9,10 +9,14 @@ Redis Cluster of that many masters, each with --replicas replicas (nodes on --re
 the ports after it, data in --data-dir/cluster-<masters>x<replicas>), renames keys left in
 an older layout (shared/migrate.py), loads the model, and
 serves the gateway's routes on http://127.0.0.1:8080 until Ctrl-C, which stops everything
-cleanly. With MQTT_BROKER set (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands each message to the
-functions whose `topic` annotation names its topic, as OpenFaaS's mqtt-connector does
-(infra/mqtt_bridge.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
+cleanly. The Redis is the stack's own (infra/local/redis_server.py): a data folder another
+stack holds, or a Redis port something else answers on, stops the start with a message.
+With MQTT_BROKER set (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands
+each message to the functions whose `topic` annotation names its topic, as OpenFaaS's
+mqtt-connector does (infra/mqtt_bridge.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
 POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py).
+Once serving it records its URL in data/local-stack.json, where `make simulate` and
+`make evaluate ARGS=--url` find it (infra/local/stack_state.py).
 
 The gateway runs in --workers processes (GATEWAY_WORKERS, default two per core: a worker
 waits on Redis half the time) sharing one listening socket, each with --threads request
@@ -23,11 +27,13 @@ mostly contend for its GIL). infra/bench/RESULTS.md has the measurements.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 from redis import RedisError
 
@@ -37,43 +43,90 @@ from shared.migrate import migrate
 from shared.redis_connection import connect
 from shared.services import SERVICES
 
+from . import stack_state
+from .folder_lock import FolderInUse
 from .functions import STACK_FILE, load_functions
 from .gateway import Gateway
 from .workers import cpu_count, listen, serve
 from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from .redis_cluster import LocalCluster
-from .redis_server import RedisServer
+from .redis_server import RedisServer, RedisStartError
 
 log = logging.getLogger("infra.local")
+MAX_WORKERS, MAX_THREADS = 64, 256
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as a bad setting gets, not the usage block
+        self.exit(2, f"{self.prog}: {message} (--help lists the options)\n")
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid: expected a whole number "
+                                             f"from {low} to {high}")
+        return value
+    return convert
+
+
+def _stack_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file")
+    return path
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m infra.local", description=__doc__.split("\n")[0])
+
+    def env(name: str, convert: Callable[[str], object], fallback: object) -> object:
+        """An option's default from the environment, checked as the option itself is."""
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            return fallback
+        try:
+            return convert(raw)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"{name}={exc}")
+
+    port, threads, workers = _whole(0, 65535), _whole(1, MAX_THREADS), _whole(1, MAX_WORKERS)
+    queue, masters, replicas = _whole(1, 1_000_000), _whole(0, 16), _whole(0, 5)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
-    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "redis")
-    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("LOCAL_REDIS_PORT", 6379)))
-    parser.add_argument("--cluster", type=int, default=0, metavar="MASTERS",
+    parser.add_argument("--port", type=port, default=env("PORT", port, 8080),
+                        help="the gateway's port, 0 for any free one (default 8080, or PORT)")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "redis",
+                        help="Redis's data folder, locked while the stack runs (default data/redis)")
+    parser.add_argument("--redis-port", type=port, default=env("LOCAL_REDIS_PORT", port, 6379),
+                        help="the port of the stack's own Redis, 0 for any free one "
+                             "(default 6379, or LOCAL_REDIS_PORT)")
+    parser.add_argument("--cluster", type=masters, default=0, metavar="MASTERS",
                         help="a local Redis Cluster of this many masters instead of one server")
-    parser.add_argument("--replicas", type=int, default=1, help="replicas per master (--cluster)")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("GATEWAY_THREADS") or 4),
-                        help="request threads per worker process (default 4)")
-    parser.add_argument("--workers", type=int,
-                        default=int(os.environ.get("GATEWAY_WORKERS") or 0) or 2 * cpu_count(),
-                        help="gateway worker processes (default: two per core)")
-    parser.add_argument("--async-queue", type=int,
-                        default=int(os.environ.get("ASYNC_QUEUE_SIZE") or 10_000),
+    parser.add_argument("--replicas", type=replicas, default=1,
+                        help="replicas per master (--cluster), 0 to 5")
+    parser.add_argument("--threads", type=threads, default=env("GATEWAY_THREADS", threads, 4),
+                        help=f"request threads per worker process, 1 to {MAX_THREADS} (default 4)")
+    parser.add_argument("--workers", type=workers,
+                        default=env("GATEWAY_WORKERS", workers, min(2 * cpu_count(), MAX_WORKERS)),
+                        help=f"gateway worker processes, 1 to {MAX_WORKERS} (default: two per core)")
+    parser.add_argument("--async-queue", type=queue, default=env("ASYNC_QUEUE_SIZE", queue, 10_000),
                         help="async calls queued per worker process before 429 (default 10000)")
-    parser.add_argument("--stack-file", type=Path,
-                        default=Path(os.environ.get("STACK_FILE") or STACK_FILE),
+    parser.add_argument("--stack-file", type=_stack_file,
+                        default=env("STACK_FILE", _stack_file, STACK_FILE),
                         help="the faas-cli stack file whose functions are served (default stack.yml)")
     return parser.parse_args(argv)
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
+    """SIGTERM (docker stop, kill) and SIGHUP (the terminal closed) stop as Ctrl-C does."""
     def stop(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
 
 
 def start_redis(args: argparse.Namespace) -> RedisServer | LocalCluster:
@@ -82,16 +135,16 @@ def start_redis(args: argparse.Namespace) -> RedisServer | LocalCluster:
         folder = args.data_dir / f"cluster-{args.cluster}x{args.replicas}"
         server = LocalCluster(folder, args.cluster, args.replicas, base_port=args.redis_port)
         server.start()
-        os.environ.update(REDIS_CLUSTER="1", REDIS_HOST=server.seeds())
+        os.environ.update(server.env())
         if not args.replicas:  # nothing to wait for: writes would all time out
             os.environ.setdefault("REDIS_WAIT_REPLICAS", "0")
         log.info("Redis Cluster: %d masters, %d replicas each, on 127.0.0.1:%d-%d, data in %s",
                  args.cluster, args.replicas, args.redis_port, server.nodes[-1].port, folder)
     else:
         server = RedisServer(args.data_dir, port=args.redis_port).start()
-        os.environ.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(server.port))
-        log.info("redis-server (RedisTimeSeries, AOF fsync always) on 127.0.0.1:%d, data in %s",
-                 server.port, args.data_dir)
+        os.environ.update(server.env())
+        log.info("redis-server (RedisTimeSeries, AOF fsync always) on 127.0.0.1:%d, data "
+                 "in %s, password in %s", server.port, args.data_dir, server.password_file)
     server.keep_running()
     return server
 
@@ -112,7 +165,7 @@ def rename_old_keys(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _stop_on_sigterm()
+    _stop_on_signals()
     server = bridge = None
     try:
         if not os.environ.get("REDIS_HOST"):
@@ -120,32 +173,46 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         rename_old_keys(settings)
         SERVICES.detector  # load the model now: a broken one stops the start, not a request
-        sock = listen(args.host, args.port)
+        try:
+            sock = listen(args.host, args.port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            log.error("cannot start: port %d is already in use (another `make up`?): choose "
+                      "another with --port", args.port)
+            return 2
         args.port = sock.getsockname()[1]  # the one the system chose for --port 0
-        gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.store.ping,
+        gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.store.problem,
                           max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue)
-        log.info("functions %s on http://%s:%d/function/<name>  (engine: %s)",
-                 ", ".join(gateway.functions), args.host, args.port, SERVICES.detector.predictor.name)
         own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        bridge = bridge_from_env(os.environ, f"http://{own_host}:{args.port}",
-                                 topics_of(gateway.functions.values()), settings.api_key,
-                                 default_client_id(args.port))
-        serve(gateway, sock, workers=args.workers, on_ready=bridge.start if bridge else None,
+        url = f"http://{own_host}:{args.port}"
+        log.info("functions %s on %s/function/<name>  (engine: %s)",
+                 ", ".join(gateway.functions), url, SERVICES.detector.predictor.name)
+        bridge = bridge_from_env(os.environ, url, topics_of(gateway.functions.values()),
+                                 settings.api_key, default_client_id(args.port))
+
+        def ready() -> None:
+            stack_state.announce(url)
+            if bridge:
+                bridge.start()
+
+        serve(gateway, sock, workers=args.workers, on_ready=ready,
               on_stop=gateway.async_calls.stop,
               # Bodies a little over MAX_BODY_BYTES reach the function, which refuses them in
               # the caller's format as it does behind OpenFaaS; waitress refuses far larger
               # ones (plain text) before they fill memory.
               threads=args.threads, max_request_body_size=16 * settings.max_body_bytes,
               ident="anomalias")
-    except (ConfigError, ApiError, BridgeConfigError) as exc:
+    except (ConfigError, ApiError, BridgeConfigError, RedisStartError, FolderInUse) as exc:
         log.error("cannot start: %s", exc)
         return 2
-    except OSError as exc:  # e.g. the port is taken
+    except OSError as exc:  # e.g. the host does not exist
         log.error("cannot start: %s", exc)
         return 2
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
+        stack_state.withdraw()
         if bridge:
             bridge.stop()
         if server:

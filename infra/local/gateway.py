@@ -28,6 +28,9 @@ from .functions import Function
 
 log = logging.getLogger(__name__)
 TEMPLATE_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")  # HEAD runs as GET
+# Flask answers OPTIONS itself, without calling the handler, with what the template's route
+# takes (it adds HEAD and OPTIONS): what a function accepts is in the Allow of its 405.
+TEMPLATE_ALLOW = ", ".join(sorted({*TEMPLATE_METHODS, "HEAD", "OPTIONS"}))
 # faas-cli >= 0.16.30 always calls /function/<name>.openfaas-fn (go-sdk `InvokeFunction`
 # adds the default namespace). On Swarm that name resolves because the functions' network
 # is named openfaas-fn (infra/swarm/openfaas.yml); here the suffix is dropped. Other
@@ -78,7 +81,7 @@ def _plain(text: str, status: int, **headers: str) -> Response:
 
 
 class Gateway:
-    def __init__(self, functions: dict[str, Function], ready: Callable[[], bool],
+    def __init__(self, functions: dict[str, Function], ready: Callable[[], str | None],
                  max_body_bytes: int, max_async_queued: int = 10_000):
         self.functions = functions
         self.ready = ready
@@ -97,8 +100,8 @@ class Gateway:
         function = self.functions.get(name)
         if function is None:
             return _plain(f"function {name!r} not found", 404)
-        if request.method == "OPTIONS":  # Flask answers it without calling the handler
-            return Response("", 200, headers={"Allow": ", ".join(TEMPLATE_METHODS)})
+        if request.method == "OPTIONS":
+            return Response("", 200, headers={"Allow": TEMPLATE_ALLOW})
         if request.method not in TEMPLATE_METHODS + ("HEAD",):  # the template's Flask route
             return _plain("method not allowed", 405)
         self._count(name)
@@ -131,9 +134,9 @@ class Gateway:
         if path.startswith("/async-function/"):
             name, _, rest = path[len("/async-function/"):].partition("/")
             return self.invoke_async(request, function_name(name), rest)
-        if path == "/healthz":
-            ok = self.ready()
-            return _plain("OK" if ok else "not ready", 200 if ok else 503)
+        if path == "/healthz":  # `ready` says what keeps the functions from working, if anything
+            problem = self.ready()
+            return _plain(f"not ready: {problem}", 503) if problem else _plain("OK", 200)
         if path == "/system/functions" and request.method == "GET":
             for name, function in self.functions.items():
                 function.invocations = self._invocations[name].value

@@ -1,8 +1,29 @@
-"""Stopping a child process: politely first, by force if it does not go."""
+"""Child processes of `make up`: bound to their parent's life, stopped politely first."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import subprocess
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved here, not in a freshly forked child (no loader lock taken after the fork)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: children may outlive a killed parent
+    _prctl = None
+
+
+def die_with(parent: int, signum: int = signal.SIGTERM) -> None:
+    """Called in a child: it gets `signum` when `parent` dies, even by SIGKILL (Linux).
+
+    The kernel sends it when the thread that forked the child ends: fork from a thread that
+    lives as long as the process (the main thread, or a watcher that runs until the stop).
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signum)
+    if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+        os._exit(1)
 
 
 def stop(process: subprocess.Popen | None, timeout_s: float = 10.0) -> None:

@@ -9,6 +9,7 @@ restarts, so the ports must stay the same: `base_port` fixes them, as `make up` 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class LocalCluster:
     base_port: int = 0  # node i listens on base_port + i, its cluster bus on + 10000; 0: free ports
     node_timeout_ms: int = 1000  # how long a master may be silent before its replica takes over
     nodes: list[RedisServer] = field(default_factory=list)
+    # One password for every node: the functions and the nodes' replication use it.
+    password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
     def _options(self, bus_port: int) -> tuple[str, ...]:
         return ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -44,7 +47,7 @@ class LocalCluster:
                 port = self.base_port + i if self.base_port else free_port()
                 bus = self.base_port + 10000 + i if self.base_port else free_port()
                 node = RedisServer(self.data_dir / f"node-{i}", port=port,
-                                   options=self._options(bus))
+                                   options=self._options(bus), password=self.password)
                 self.nodes.append(node.start())
             with self.nodes[0].client(decode_responses=True) as client:
                 formed = int(client.cluster("info")["cluster_slots_assigned"]) > 0  # a restart
@@ -61,7 +64,8 @@ class LocalCluster:
                    *(f"127.0.0.1:{node.port}" for node in self.nodes),
                    "--cluster-replicas", str(self.replicas), "--cluster-yes"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                       env={**os.environ, "LD_LIBRARY_PATH": str(openssl11_dir())})
+                       env={**os.environ, "LD_LIBRARY_PATH": str(openssl11_dir()),
+                            "REDISCLI_AUTH": self.password})  # not in `ps`, as -a would be
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until every node sees the cluster whole and every replica is in sync with its
@@ -91,6 +95,11 @@ class LocalCluster:
     def seeds(self) -> str:
         """REDIS_HOST for the functions: every node, so that any one of them can be down."""
         return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def env(self) -> dict[str, str]:
+        """The settings (shared/config.py) that point the functions at this cluster."""
+        return {"REDIS_CLUSTER": "1", "REDIS_HOST": self.seeds(),
+                "REDIS_PASSWORD_FILE": str(self.nodes[0].password_file)}
 
     def master_of(self, key: str) -> RedisServer:
         """The running node that is master of `key`'s slot now."""

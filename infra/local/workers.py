@@ -6,10 +6,11 @@ the workers, as the OpenFaaS gateway spreads calls over a function's replicas.
 
 from __future__ import annotations
 
-import ctypes
+import heapq
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import time
@@ -17,12 +18,26 @@ from typing import Any, Callable
 
 import waitress
 import waitress.server
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
+
+from . import processes
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0  # a worker still busy after this is killed
-_PR_SET_PDEATHSIG = 1
+# Connections per worker process. Past IDLE_KEPT, each new connection (and each worker, once
+# a second) closes the ones idle longest, so idle or slow sockets (keep-alive clients gone quiet, a slowloris) can never
+# shut a new caller out. Only those quiet for IDLE_GRACE_S count: a busy client between two
+# requests, or a new one whose request is not read yet, is never cut off (under 500 busy
+# clients that churn closed newcomers). MAX_CONNECTIONS bounds the rest, and with them the
+# memory (waitress buffers a request's body in memory up to inbuf_overflow, 512 KiB, then on
+# disk); past it new callers wait in the listen backlog. waitress's loop visits every
+# connection on each pass, so the idle ones kept are few.
+IDLE_KEPT = 100
+IDLE_GRACE_S = 2.0
+MAX_CONNECTIONS = 1000
+SPARE_DESCRIPTORS = 256  # beside the connections: Redis's pool, the listening socket, files
 
 
 def cpu_count() -> int:
@@ -44,8 +59,23 @@ def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
+def _close_idlest(channels: dict[int, HTTPChannel], keep: int) -> None:
+    """Close the connections idle longest until at most `keep` remain (a tenth fewer, so that
+    this runs once per many accepts). Idle: nothing received or sent for IDLE_GRACE_S, no
+    request queued or running, no answer left to send; a request only partly received (a
+    slow or stalled sender) counts as idle."""
+    if len(channels) <= keep:
+        return
+    quiet_since = time.time() - IDLE_GRACE_S  # waitress's last_activity is time.time()
+    idle = [c for c in channels.values() if c.last_activity < quiet_since
+            and not c.requests and not c.total_outbufs_len]
+    excess = len(channels) - keep + keep // 10
+    for channel in heapq.nsmallest(excess, idle, key=lambda c: c.last_activity):
+        channel.handle_close()
+
+
 class _Channel(HTTPChannel):
-    """waitress's connection, without a busy wait of its main loop.
+    """waitress's connection, without a busy wait of its main loop, making room for itself.
 
     While a request thread writes an answer it holds the connection's output lock. The main
     loop meanwhile sees output pending, select() says the socket is writable at once, the
@@ -56,6 +86,10 @@ class _Channel(HTTPChannel):
     could not.
     """
 
+    def __init__(self, server, sock, addr, adj, map=None):
+        super().__init__(server, sock, addr, adj, map)
+        _close_idlest(server.active_channels, IDLE_KEPT)
+
     def writable(self):
         pending = super().writable()
         if pending and self.requests and not (self.will_close or self.close_when_flushed):
@@ -65,25 +99,59 @@ class _Channel(HTTPChannel):
         return pending
 
 
+class _Wakeup(wasyncore.file_dispatcher):
+    """The read end of a worker's wake-up pipe in its loop: a byte ends its poll()."""
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read(self) -> None:
+        try:
+            self.recv(512)
+        except BlockingIOError:
+            pass
+
+
 class _Balance:
     """Connections held by each worker, in shared memory, so that new ones go to the workers
     that hold fewest. Every worker is woken by a new connection on the shared socket and
     the first to call accept() gets it: with keep-alive clients (wrk's 16 connections open
     at once) one worker could end up with many and another with none, idle while the
     others queue. A worker accepts only while it holds at most one more than the least
-    loaded; whoever is free first takes the connection among those."""
+    loaded; whoever is free first takes the connection among those.
+
+    A worker that stops accepting wakes the least loaded one through its pipe: that one
+    may be asleep in a poll() without the listening socket (it had stopped accepting
+    earlier), and would otherwise take new connections only at its loop's 1 s timeout (a
+    burst of connections then queued for seconds, and the backlog overflowed)."""
 
     DEAD = 1 << 30  # the slot of a worker that is being replaced: never the least loaded
 
     def __init__(self, workers: int):
         self.counts = multiprocessing.RawArray("i", workers)
+        self.pipes = [os.pipe() for _ in range(workers)]  # made before the fork: shared
+        for _, write_end in self.pipes:
+            os.set_blocking(write_end, False)
+
+    def _wake(self, slot: int) -> None:
+        try:
+            os.write(self.pipes[slot][1], b"!")
+        except BlockingIOError:  # its pipe is full: it will wake anyway
+            pass
 
     def gate(self, server: Any, slot: int) -> None:
         counts, accepting = self.counts, server.readable
+        _Wakeup(self.pipes[slot][0], server._map)
+        was_accepting = [True]
 
         def readable() -> bool:
             counts[slot] = mine = len(server.active_channels)
-            return accepting() and mine <= min(counts) + 1
+            least = min(counts)
+            accepts = accepting() and mine <= least + 1
+            if was_accepting[0] and not accepts:
+                self._wake(list(counts).index(least))
+            was_accepting[0] = accepts
+            return accepts
 
         server.readable = readable
 
@@ -92,8 +160,21 @@ def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
               balance: _Balance | None = None, slot: int = 0,
               on_stop: Callable[[], None] | None = None) -> None:
     """waitress.serve on a bound socket, with _Channel for its connections; then on_stop."""
-    server = waitress.server.create_server(app, sockets=[sock], **adjustments)
+    server = waitress.server.create_server(
+        app, sockets=[sock], connection_limit=connection_limit(),
+        asyncore_use_poll=True,  # select() takes no descriptor past 1023
+        cleanup_interval=1,  # its maintenance, below, also trims the idle connections
+        **adjustments)
     server.channel_class = _Channel
+    maintain = server.maintenance
+
+    def maintenance(now: float) -> None:
+        # Also once a second, not only when a connection arrives: new ones go to the least
+        # loaded worker, so another could otherwise keep its idle sockets indefinitely.
+        maintain(now)
+        _close_idlest(server.active_channels, IDLE_KEPT)
+
+    server.maintenance = maintenance
     if balance is not None:
         balance.gate(server, slot)
     server.print_listen("Serving on http://{}:{}")
@@ -118,6 +199,7 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
     # Waitress warns on every request that waits for a thread: under load, a flood of log
     # lines that costs more than it tells.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    _allow_descriptors(MAX_CONNECTIONS + SPARE_DESCRIPTORS)
     if workers <= 1:
         if on_ready:
             on_ready()
@@ -171,6 +253,23 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
         _stop_workers(list(children))
 
 
+def _allow_descriptors(wanted: int) -> None:
+    """Raise the soft limit of open files (often 1024) to `wanted`, as far as the hard allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or fewer when the open-file limit would not leave room for the rest
+    (an accept() failing for want of a descriptor would spin waitress's loop)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(IDLE_KEPT + 1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
+
+
 def _ignore(signum, frame) -> None:
     pass
 
@@ -187,12 +286,7 @@ def _become_worker(parent: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # e.g. a background job's
         signal.signal(signal.SIGINT, stop)
-    try:  # Linux: if the supervisor dies, even by SIGKILL, its workers stop too
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before prctl
-        os._exit(0)
+    processes.die_with(parent)  # if the supervisor dies, even by SIGKILL, its workers stop too
 
 
 def _stop_workers(children: list[int]) -> None:

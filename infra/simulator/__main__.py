@@ -28,6 +28,7 @@ from models.evaluation.nab import NabDataError
 from models.locations import DEFAULT_MODEL
 from shared.config import REPO_ROOT
 
+from ..local import stack_state
 from . import report as reporting
 from .scenario import CADENCE_S, KINDS, Plan, SensorSeries, generate, replay, sensor_names, stamp
 from .transport import Gateway, MqttPublisher, Tally, TransportError
@@ -48,8 +49,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m infra.simulator",
                                 description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--gateway", default=os.environ.get("OPENFAAS_URL") or "http://127.0.0.1:8080",
-                   help="the gateway (local stack or Swarm)")
+    p.add_argument("--gateway", default=os.environ.get("OPENFAAS_URL"),
+                   help="the gateway (local stack or Swarm; default $OPENFAAS_URL, else the "
+                        "running `make up`, else http://127.0.0.1:8080)")
     p.add_argument("--token-file", type=Path, help="file holding the functions' API key (signs each write)")
     p.add_argument("--via", choices=("detectar", "nuevo", "mqtt"), default="detectar",
                    help="detectar: one call per reading; nuevo: batches (stored, not judged); "
@@ -250,7 +252,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, NabDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    gateway = Gateway(args.gateway, key)
+    url, why = stack_state.gateway_url(args.gateway)
+    if why:
+        print(why)
+    gateway = Gateway(url, key)
     target = (args.broker + f" (topic {args.topic})" if args.via == "mqtt"
               else f"{gateway.base}/{'async-function' if args.asynchronous else 'function'}/{args.via}")
     per_sensor = len(series[0].values)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 BAD_DATOS = ["", "   ", "abc", "nan", "NaN", "inf", "-Infinity", "1e400", "-1e999", "25,4",
-             "1_000", "0x1A", "１２", "2.5.1", "1e10", "9" * 70, "25.4 ; DROP", "<b>1</b>"]
+             "1_000", "0x1A", "１２", "2.5.1", "1e10", "9" * 70, "25.4 ; DROP", "<b>1</b>",
+             " 25.4", "25.4\n", "\t25.4", "\xa025.4", "1e-400", "-0.0001e-330"]
 
 
 def nothing_stored(redis_client):
@@ -40,6 +41,13 @@ def test_a_missing_dato_is_refused_in_html_by_default(api, redis_client, functio
     ({"dato": "1", "timestamp": "-5"}, "timestamp"),
     ({"dato": "1", "timestamp": "99999999999999999"}, "timestamp"),
     ({"dato": "1", "timestamp": "2999-01-01T00:00:00Z"}, "timestamp"),
+    ({"dato": "1", "timestamp": " 1700000000000"}, "timestamp"),
+    ({"dato": "1", "timestamp": ""}, "timestamp"),
+    ({"dato": "1", "sensor": ""}, "sensor"),
+    ({"dato": "1", "sensor": "."}, "sensor"),
+    ({"dato": "1", "sensor": ".."}, "sensor"),
+    ({"dato": "1", "sensor": "-"}, "sensor"),
+    ({"dato": "1", "sensor": "-x"}, "sensor"),
 ])
 def test_bad_sensor_or_timestamp_is_refused(api, redis_client, params, word):
     answer = api.json("nuevo", **params)
@@ -50,7 +58,8 @@ def test_bad_sensor_or_timestamp_is_refused(api, redis_client, params, word):
 @pytest.mark.parametrize("params, word", [
     ({"count": "0"}, "count"), ({"count": "-1"}, "count"), ({"count": "abc"}, "count"),
     ({"count": "10000001"}, "count"), ({"from": "5000", "to": "1000"}, "from"),
-    ({"from": "ayer"}, "from"), ({"sensor": "a;b"}, "sensor"),
+    ({"from": "ayer"}, "from"), ({"sensor": "a;b"}, "sensor"), ({"count": ""}, "count"),
+    ({"count": " 5"}, "count"), ({"sensor": ".."}, "sensor"),
 ])
 def test_bad_listar_parameters_are_refused(api, params, word):
     answer = api.json("listar", **params)
@@ -79,6 +88,17 @@ def test_malformed_bodies_are_refused_and_nothing_is_stored(api, redis_client, b
     ("nuevo", b'{"dato": 5, "readings": [{"dato": 1}]}', "dato"),
     ("nuevo", b'{"timestamp": 1700000000000, "readings": [{"dato": 1}]}', "timestamp"),
     ("listar", b'{"count": ' + b"9" * 5000 + b"}", "JSON"),
+    ("nuevo", b'{"dato": 25.4, "dato": 30}', "dato is given more than once"),
+    ("detectar", b'{"dato": 25.4, "sensor": "a", "sensor": "b"}', "sensor is given more than once"),
+    ("nuevo", b'{"readings": [{"dato": 1, "dato": 2}]}', "more than once"),
+    ("nuevo", b'{"dato": 25.4, "sensr": "horno-1"}', "sensr"),
+    ("listar", b'{"cuont": 5}', "cuont"),
+    ("nuevo", b'{"dato": 25.4, "format": "json"}', "format goes in the query string"),
+    ("nuevo", b'{"dato": 1e-400}', "too small"),
+    ("detectar", b'{"dato": " 25.4"}', "dato"),
+    ("nuevo", b'{"readings": [{"dato": "25.4\\n"}]}', "dato"),
+    ("nuevo", b'{"readings": [{"dato": 1, "timestamp": " 1700000000000"}]}', "timestamp"),
+    ("nuevo", b'{"dato": 1, "sensor": ""}', "sensor"),
 ])
 def test_bodies_that_say_more_or_other_than_we_can_store_are_refused(api, redis_client, function,
                                                                      body, word):
@@ -121,6 +141,46 @@ def test_an_oversized_body_is_refused_in_the_callers_format(api, redis_client):
 def test_an_unsupported_method_is_refused(api, redis_client):
     answer = api.http.put(api.url("nuevo"), params={"dato": "1", "format": "json"})
     assert answer.status_code == 405 and "GET or POST" in answer.json()["error"]
-    assert api.http.head(api.url("detectar"), params={"dato": "1"}).status_code == 405
+    assert answer.headers["Allow"] == "GET, POST"  # what the function takes
+    head = api.http.head(api.url("detectar"), params={"dato": "1"})
+    assert head.status_code == 405 and head.headers["Allow"] == "GET, POST"
     assert api.http.head(api.url("listar")).status_code == 200
+    assert api.http.delete(api.url("listar")).headers["Allow"] == "GET, HEAD, POST"
     assert nothing_stored(redis_client)
+
+
+def test_options_is_answered_as_the_template_does_without_calling_the_function(api, redis_client):
+    """Flask answers OPTIONS itself with its route's methods (README: Answers)."""
+    answer = api.http.options(api.url("nuevo"), params={"dato": "1"})
+    assert answer.status_code == 200 and answer.text == ""
+    assert answer.headers["Allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("function, query", [
+    ("nuevo", "dato=1&sensr=horno-1"), ("detectar", "dato=1&count=5"),
+    ("listar", "dato=1"), ("listar", "sensor=a&_=1700000000"),
+])
+def test_an_unknown_query_parameter_is_refused(api, redis_client, function, query):
+    answer = api.http.get(f"{api.url(function)}?{query}&format=json")
+    assert answer.status_code == 400
+    assert "unknown parameter in the query string" in answer.json()["error"]
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("chosen", ["xml", "", "JSONP", " json"])
+def test_a_format_other_than_json_or_html_is_refused(api, redis_client, chosen):
+    answer = api.http.get(api.url("nuevo"), params={"dato": "1", "format": chosen})
+    assert answer.status_code == 400 and "format must be json or html" in answer.text
+    json_asked = api.http.get(api.url("listar"), params={"format": chosen},
+                              headers={"Accept": "application/json"})
+    assert json_asked.status_code == 400 and "format" in json_asked.json()["error"]
+    assert nothing_stored(redis_client)
+
+
+def test_a_range_may_end_in_the_future_but_a_reading_may_not_be_from_it(api, redis_client):
+    assert api.json("nuevo", dato="1", timestamp="1700000000000").status_code == 200
+    listed = api.json("listar", **{"from": "1600000000000", "to": "9999-12-31T00:00:00Z"})
+    assert listed.status_code == 200 and listed.json()["total"] == 1
+    late = api.json("nuevo", dato="1", timestamp="9999-12-31T00:00:00Z")
+    assert late.status_code == 400 and "more than a day in the future" in late.json()["error"]

@@ -34,11 +34,11 @@ def own_redis(tmp_path):
 
 
 def test_redis_down_is_a_503_and_the_functions_recover_when_it_returns(own_redis, tmp_path):
-    with LocalStack(own_redis.port, tmp_path) as stack:
+    with LocalStack(own_redis, tmp_path) as stack:
         assert stack.json("nuevo", dato="1", timestamp="1000").status_code == 200
         own_redis.kill()
         for function in ("nuevo", "detectar", "listar"):
-            answer = stack.json(function, dato="2")
+            answer = stack.json(function, **({} if function == "listar" else {"dato": "2"}))
             assert answer.status_code == 503, answer.text
             assert "Redis is unavailable" in answer.json()["error"]
             # the advice on re-sending is for writes only
@@ -59,14 +59,14 @@ def test_make_ups_own_redis_is_started_again_when_it_dies(tmp_path):
     with LocalStack(None, tmp_path) as stack:
         for i in range(20):
             assert stack.json("nuevo", dato=str(i), timestamp=str(1000 * (i + 1))).status_code == 200
-        first = redis.Redis(port=stack.redis_port)
+        first = stack.redis_client()
         pid = first.info("server")["process_id"]
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while stack.http.get(f"{stack.base}/healthz").status_code != 200:
             assert time.monotonic() < deadline, stack.log()
             time.sleep(0.1)
-        assert redis.Redis(port=stack.redis_port).info("server")["process_id"] != pid
+        assert stack.redis_client().info("server")["process_id"] != pid
         assert stack.json("nuevo", dato="99", timestamp="99000").status_code == 200
         listed = stack.json("listar", count="100").json()
         assert listed["total"] == 21
@@ -96,12 +96,13 @@ def test_make_up_starts_a_redis_cluster_when_asked(tmp_path):
         for sensor in ("a", "b", "c", "mediciones"):
             assert stack.json("nuevo", dato="1.5", sensor=sensor, timestamp="1000").status_code == 200
             assert stack.json("listar", sensor=sensor).json()["total"] == 1
-        with redis.Redis(port=base, decode_responses=True) as node:
+        password = (stack.data_dir / "cluster-3x0" / "node-0" / "password").read_text()
+        with redis.Redis(port=base, password=password, decode_responses=True) as node:
             info = node.cluster("info")
         assert (info["cluster_state"], info["cluster_size"]) == ("ok", "3")
         keys = set()
         for port in range(base, base + 3):
-            with redis.Redis(port=port, decode_responses=True) as node:
+            with redis.Redis(port=port, password=password, decode_responses=True) as node:
                 keys |= set(node.keys("*"))
         assert keys == {"a", "b", "c", "mediciones"}
         assert "Redis Cluster: 3 masters, 0 replicas each" in stack.log()
@@ -114,7 +115,7 @@ def feed(stack, count):
 
 def test_model_server_down_nuevo_works_and_detectar_stores_but_says_it_did_not_judge(own_redis, tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
-    with LocalStack(own_redis.port, tmp_path, env={"SERVING_URL": closed}) as stack:
+    with LocalStack(own_redis, tmp_path, env={"SERVING_URL": closed}) as stack:
         feed(stack, 10)
         answer = stack.json("detectar", dato="71", timestamp="20000")
         assert answer.status_code == 503
@@ -127,7 +128,7 @@ def test_model_server_down_nuevo_works_and_detectar_stores_but_says_it_did_not_j
 def test_model_server_down_falls_back_to_the_embedded_engine_when_asked(own_redis, tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
     env = {"SERVING_URL": closed, "SERVING_FALLBACK": "embedded"}
-    with LocalStack(own_redis.port, tmp_path, env=env) as stack:
+    with LocalStack(own_redis, tmp_path, env=env) as stack:
         feed(stack, 10)
         answer = stack.json("detectar", dato="71", timestamp="20000")
         assert answer.status_code == 200
@@ -147,8 +148,7 @@ def broken_model(tmp_path) -> str:
 
 
 def test_a_model_whose_rule_cannot_work_stops_make_up_naming_the_parameter(own_redis, tmp_path):
-    env = {**os.environ, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "", "REDIS_HOST": "127.0.0.1",
-           "REDIS_PORT": str(own_redis.port), "MODEL_PATH": broken_model(tmp_path)}
+    env = {**os.environ, **own_redis.env(), "API_TOKEN_FILE": "", "MODEL_PATH": broken_model(tmp_path)}
     started = subprocess.run([sys.executable, "-m", "infra.local", "--port", str(free_port())],
                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert started.returncode != 0
@@ -157,9 +157,8 @@ def test_a_model_whose_rule_cannot_work_stops_make_up_naming_the_parameter(own_r
 
 
 def test_a_model_whose_rule_cannot_work_answers_500_naming_the_parameter(own_redis, tmp_path):
-    services = Services({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(own_redis.port),
-                         "MODEL_PATH": broken_model(tmp_path), "API_TOKEN_FILE": "",
-                         "REDIS_PASSWORD_FILE": ""})
+    services = Services({**own_redis.env(), "MODEL_PATH": broken_model(tmp_path),
+                         "API_TOKEN_FILE": ""})
     request = EnvironBuilder(query_string="dato=70&format=json").get_request()
     answer = serve(Event(request, "/"), Context(), DETECTAR, services)
     assert answer["statusCode"] == 500

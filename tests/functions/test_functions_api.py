@@ -6,7 +6,10 @@ The replaced system's calls must keep working unchanged: GET with `dato`, HTML a
 
 from __future__ import annotations
 
+import html
 import math
+import re
+from urllib.parse import urljoin
 
 from shared.store import detector_key
 from tests.conftest import ON_BOTH_LAYOUTS
@@ -180,11 +183,18 @@ def test_a_reading_of_an_event_already_paged_is_true_without_a_new_alert(api, re
     assert [(r["anomaly"], r["alert"]) for r in marks] == [(True, False), (True, False), (True, True)]
 
 
+def text_of(page: str) -> str:
+    """What a reader sees of a page: its text without the markup."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
 def test_pages_show_times_in_utc_with_two_decimals_and_link_the_history(api, redis_client):
-    stored = api.get("nuevo", dato="25.4", sensor="horno 1".replace(" ", "-"),
-                     timestamp="2024-01-31T12:00:00Z").text
-    assert "2024-01-31 12:00:00 UTC" in stored and "<td>25.40</td>" in stored
-    assert 'href="listar?sensor=horno-1"' in stored
+    answer = api.http.get(api.url("nuevo") + "/", params={  # a trailing slash, as browsers add
+        "dato": "25.4", "sensor": "horno-1", "timestamp": "2024-01-31T12:00:00Z"})
+    stored = answer.text
+    assert "2024-01-31 12:00:00 UTC" in text_of(stored) and "<td>25.40</td>" in stored
+    link = re.search(r'href="([^"]+)">History of horno-1', stored)[1]
+    assert urljoin(answer.url, link) == f"{api.base}/function/listar?sensor=horno-1"
     assert '<meta name="viewport"' in stored
 
 
@@ -194,7 +204,7 @@ def test_listar_says_what_it_shows_of_a_range_and_caps_its_table(api, redis_clie
     page = api.get("listar", sensor="rango", count="5",
                    **{"from": "1700000002000", "to": "1700000020000"}).text
     assert ("5 readings from 2023-11-14 22:13:22 UTC to 2023-11-14 22:13:40 UTC, newest first "
-            "(at most count=5), of 30 stored.") in page
+            "(at most count=5), of 30 stored.") in text_of(page)
     assert page.count("<tr>") == 6  # a header and five readings
     big = [{"dato": float(i), "timestamp": 1_600_000_000_000 + i} for i in range(600)]
     assert api.post("nuevo", {"sensor": "grande", "readings": big}).status_code == 200
@@ -211,5 +221,9 @@ def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
     assert not any(r["anomaly"] for r in listed[1:])
     page = api.get("listar").text
     assert "<svg" in page and "<script" not in page
-    assert page.count('fill="#c62828"') == 1  # one red dot: the anomaly
-    assert "1 flagged as anomalies" in page
+    assert page.count('class="dot anomaly"') == 1  # one red dot: the anomaly
+    assert "1 flagged as an anomaly by detectar" in page
+    one = text_of(api.get("listar", count="1", to=str(next_time - 1)).text)  # before it
+    assert "1 reading from the first reading to" in one and "0 flagged as anomalies" in one
+    verdict_page = text_of(api.get("detectar", dato="71", timestamp=str(next_time + 300_000)).text)
+    assert "error: the strongest of the rule's learned tests as a multiple of what flags it" in verdict_page

@@ -260,7 +260,7 @@ def check_nothing_lost_nothing_twice(ledger: Ledger, stored: Counter) -> None:
 @pytest.mark.slow
 def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path):
     ledger, stop, phase = Ledger(), threading.Event(), ["before"]
-    with LocalStack(own_redis.port, tmp_path) as stack:
+    with LocalStack(own_redis, tmp_path) as stack:
         threads = start_writers(stack.base, ledger, phase, stop)
         try:
             time.sleep(1.5)
@@ -268,7 +268,8 @@ def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path
             own_redis.kill()  # SIGKILL: no chance to flush anything
             time.sleep(1.0)
             for function in ("nuevo", "detectar", "listar"):
-                answer = stack.json(function, dato="1", sensor="otro")
+                answer = stack.json(function, sensor="otro",
+                                    **({} if function == "listar" else {"dato": "1"}))
                 assert answer.status_code == 503, answer.text
                 assert "Redis is unavailable" in answer.json()["error"]
             assert stack.http.get(f"{stack.base}/healthz").status_code == 503
@@ -428,7 +429,7 @@ def check_every_answered_reading_is_stored(records: list[dict], redis_client) ->
 def test_model_server_failing_mid_load_nuevo_unaffected_detectar_stores_and_says_so(
         redis_server, redis_client, tfserving, tmp_path):
     env = {"SERVING_URL": tfserving.base_url, "SERVING_TIMEOUT": "0.3"}
-    with LocalStack(redis_server.port, tmp_path, env=env) as stack:
+    with LocalStack(redis_server, tmp_path, env=env) as stack:
         records = model_server_load(stack, tfserving, redis_client)
     nuevo = [r for r in records if r["function"] == "nuevo"]
     assert nuevo and all(r["status"] == 200 for r in nuevo), [r for r in nuevo if r["status"] != 200][:3]
@@ -454,7 +455,7 @@ def test_model_server_failing_mid_load_falls_back_to_the_embedded_engine(
         redis_server, redis_client, tfserving, tmp_path):
     env = {"SERVING_URL": tfserving.base_url, "SERVING_TIMEOUT": "0.3",
            "SERVING_FALLBACK": "embedded"}
-    with LocalStack(redis_server.port, tmp_path, env=env) as stack:
+    with LocalStack(redis_server, tmp_path, env=env) as stack:
         records = model_server_load(stack, tfserving, redis_client)
     assert all(r["status"] == 200 for r in records), [r for r in records if r["status"] != 200][:3]
     detectar = [r for r in records if r["function"] == "detectar"]

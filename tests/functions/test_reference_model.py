@@ -33,7 +33,7 @@ def test_the_replaced_model_reproduces_its_verdicts(redis_server, redis_client, 
     expected = [bool(abs(v - p) > THRESHOLD) for v, p in zip(values[10:], predicted)]
     assert 0 < sum(expected) < len(expected)  # the stretch holds both verdicts
 
-    with LocalStack(redis_server.port, tmp_path, env={"MODEL_PATH": str(model_dir)}) as stack:
+    with LocalStack(redis_server, tmp_path, env={"MODEL_PATH": str(model_dir)}) as stack:
         verdicts = []
         for i, value in enumerate(values):
             answer = stack.json("detectar", dato=repr(value), sensor="nab",

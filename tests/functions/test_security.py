@@ -31,7 +31,7 @@ def guarded(redis_server, tmp_path_factory):
     token_file.write_text(TOKEN + "\n")
     env = {"API_TOKEN_FILE": str(token_file), "MAX_BODY_BYTES": str(MAX_BODY),
            "BATCH_MAX_READINGS": str(BATCH_MAX), "HOSTNAME": HOST}
-    with LocalStack(redis_server.port, folder, env=env) as stack:
+    with LocalStack(redis_server, folder, env=env) as stack:
         yield stack
 
 

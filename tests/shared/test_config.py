@@ -77,8 +77,7 @@ def test_a_bad_value_is_named_with_what_was_expected(env, message):
 def test_the_local_stack_refuses_to_start_with_a_bad_setting(redis_server):
     result = subprocess.run(
         [sys.executable, "-m", "infra.local", "--port", "0"], cwd=REPO_ROOT, capture_output=True,
-        text=True, timeout=60, env={**os.environ, "REDIS_HOST": "127.0.0.1",
-                                    "REDIS_PORT": str(redis_server.port), "WINDOW_SIZE": "abc"})
+        text=True, timeout=60, env={**os.environ, **redis_server.env(), "WINDOW_SIZE": "abc"})
     assert result.returncode == 2
     assert "WINDOW_SIZE='abc' is not valid" in result.stderr
     assert "Traceback" not in result.stderr

@@ -30,8 +30,8 @@ def connection_for(request, redis_layout):
     if redis_layout == "cluster":
         env = cluster_env(request.getfixturevalue("redis_cluster"))
     else:
-        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(request.getfixturevalue("redis_server").port)}
-    return connect(load_settings({**env, "REDIS_PASSWORD_FILE": ""}))
+        env = request.getfixturevalue("redis_server").env()
+    return connect(load_settings(env))
 
 
 @ON_BOTH_LAYOUTS
@@ -65,7 +65,7 @@ def test_when_both_names_exist_marks_are_merged_and_the_state_in_use_kept(redis_
 def test_make_up_renames_old_keys_before_serving(redis_client, redis_server, tmp_path):
     """listar shows the anomaly and alert marks the old layout held."""
     old_layout(redis_client)
-    with LocalStack(redis_server.port, tmp_path) as stack:
+    with LocalStack(redis_server, tmp_path) as stack:
         history = stack.json("listar", sensor="horno-3").json()
     assert history["readings"] == [{"timestamp": 1_000, "value": 20.0, "anomaly": True, "alert": True}]
     assert not redis_client.exists("horno-3/anomalies", "horno-3/detector")
@@ -73,8 +73,7 @@ def test_make_up_renames_old_keys_before_serving(redis_client, redis_server, tmp
 
 def test_the_command_for_a_swarm_says_what_it_did(redis_client, redis_server):
     old_layout(redis_client)
-    env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port),
-           "REDIS_PASSWORD_FILE": ""}
+    env = {**os.environ, **redis_server.env()}
     run = subprocess.run([sys.executable, "-m", "shared.migrate"], cwd=REPO_ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -25,7 +26,7 @@ def store_at(port: int, **settings: str) -> ReadingStore:
 
 @pytest.fixture
 def store(redis_server, redis_client):
-    return store_at(redis_server.port)
+    return store_at(redis_server.port, REDIS_PASSWORD_FILE=str(redis_server.password_file))
 
 
 def test_a_reading_is_stored_with_its_labels_and_never_overwritten(store, redis_client):
@@ -116,7 +117,7 @@ def test_an_unreachable_redis_is_unavailable(layout):
         dead.add("s1", Reading(1.0, None))
     with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
         dead.history("s1", HistoryQuery(start="-", end="+", count=1))
-    assert dead.ping() is False
+    assert dead.problem() == "Redis is unavailable"
 
 
 @given(st.from_regex(SENSOR_RE, fullmatch=True))
@@ -124,3 +125,15 @@ def test_a_sensors_keys_share_the_cluster_slot_of_its_readings(sensor):
     keys = (sensor, anomalies_key(sensor), detector_key(sensor))
     assert len({key_slot(key.encode()) for key in keys}) == 1
     assert len(set(keys)) == 3
+
+
+def test_a_working_redis_has_no_problem_and_a_wrong_password_is_named(store, redis_server):
+    assert store.problem() is None
+    wrong = store_at(redis_server.port, REDIS_PASSWORD_FILE=str(wrong_password(redis_server)))
+    assert wrong.problem() == "Redis refused our credentials"
+
+
+def wrong_password(redis_server) -> Path:
+    path = redis_server.data_dir / "not-the-password"
+    path.write_text("not-the-password")
+    return path

@@ -7,36 +7,42 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
+import redis
 import requests
 
 from infra.local import processes
-from infra.local.redis_server import REPO_ROOT, free_port
+from infra.local.redis_server import REPO_ROOT, RedisServer, free_port
 
 
 class LocalStack:
     """`python -m infra.local` on a free port, using an already running Redis, or with
-    redis_port None its own, as `make up` does (data in log_dir/redis), unless `env` names
+    redis None its own, as `make up` does (data in log_dir/redis), unless `env` names
     the Redis to use (REDIS_HOST: a cluster's nodes)."""
 
-    def __init__(self, redis_port: int | None, log_dir: Path, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()):
+    def __init__(self, redis: RedisServer | None, log_dir: Path, env: dict[str, str] | None = None,
+                 args: Sequence[str] = (), ready_status: int = 200):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"gateway-{self.port}.log"
-        self.env = {**os.environ, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "", **(env or {})}
+        self.state_file = log_dir / f"stack-{self.port}.json"  # never the checkout's
+        self.env = {**os.environ, "API_TOKEN_FILE": "", "REDIS_PASSWORD_FILE": "",
+                    "LOCAL_STACK_FILE": str(self.state_file), **(env or {})}
         self.args = ["--port", str(self.port)]
+        self.data_dir = log_dir / "redis"
         if env and "REDIS_HOST" in env:
             self.redis_port = None
-        elif redis_port is None:
+        elif redis is None:
             self.env.pop("REDIS_HOST", None)
             self.redis_port = free_port()
-            self.args += ["--redis-port", str(self.redis_port), "--data-dir", str(log_dir / "redis")]
+            self.args += ["--redis-port", str(self.redis_port), "--data-dir", str(self.data_dir)]
         else:
-            self.env.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis_port))
-            self.redis_port = redis_port
+            self.env.update({**redis.env(), **(env or {})})  # the caller's settings win
+            self.redis_port = redis.port
         self.args += args  # more `python -m infra.local` options (the last of a name wins)
+        self.ready_status = ready_status  # what /healthz answers once it serves (503: a broken Redis)
         self.http = requests.Session()
         self.process: subprocess.Popen | None = None
 
@@ -50,16 +56,22 @@ class LocalStack:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the local stack exited:\n{self.log()}")
             try:
-                if self.http.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                if self.http.get(f"{self.base}/healthz", timeout=1).status_code == self.ready_status:
                     return self
             except requests.ConnectionError:
                 pass
             time.sleep(0.1)
+        processes.stop(self.process)  # a stack that never became ready is not left running
         raise RuntimeError(f"the local stack did not become ready:\n{self.log()}")
 
     def __exit__(self, *exc) -> None:
         processes.stop(self.process)
         self.http.close()
+
+    def redis_client(self) -> "redis.Redis":
+        """A client of the stack's own Redis (redis None), with the password it made."""
+        password = (self.data_dir / "password").read_text()
+        return redis.Redis(host="127.0.0.1", port=self.redis_port, password=password)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

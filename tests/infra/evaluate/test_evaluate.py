@@ -17,6 +17,7 @@ import pytest
 
 from infra.evaluate import __main__ as cli
 from infra.evaluate import detectar
+from infra.local import stack_state
 from models.evaluation import nab, report
 from models.evaluation.scoring import score
 from models.locations import DEFAULT_MODEL as MODEL
@@ -61,8 +62,8 @@ def test_evaluation_is_causal(redis_server):
     base = synthetic_values(rows, seed=3)
     other = base.copy()
     other[k + 1:] += np.linspace(5.0, 60.0, rows - k - 1)   # a different future
-    first = detectar.run_in_process(MODEL, base, timestamps(rows), redis_server.port)
-    second = detectar.run_in_process(MODEL, other, timestamps(rows), redis_server.port)
+    first = detectar.run_in_process(MODEL, base, timestamps(rows), redis_server.env())
+    second = detectar.run_in_process(MODEL, other, timestamps(rows), redis_server.env())
     for field in ("anomaly", "alert", "predicted", "error", "threshold"):
         assert getattr(first, field)[: k + 1] == getattr(second, field)[: k + 1], field
     assert first.predicted[k + 2:] != second.predicted[k + 2:]   # the future did change
@@ -130,14 +131,26 @@ def test_http_and_in_process_give_the_same_verdicts(stack, tmp_path):
     with detectar.over_http(stack.base) as call:
         over_http = detectar.stream(call, values, stamps, detectar.new_sensor("http"),
                                     progress=False)
-    in_process = detectar.run_in_process(MODEL, values, stamps, stack_redis_port(stack))
+    in_process = detectar.run_in_process(MODEL, values, stamps, stack_redis_env(stack))
     assert over_http.anomaly == in_process.anomaly
     assert over_http.predicted == in_process.predicted      # JSON floats round-trip exactly
     assert over_http.error == in_process.error
 
 
-def stack_redis_port(stack) -> int:
-    return int(stack.env["REDIS_PORT"])
+def stack_redis_env(stack) -> dict[str, str]:
+    return {name: stack.env[name] for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD_FILE")}
+
+
+def test_url_alone_streams_through_the_recorded_make_up(stack, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(stack_state, "STATE_FILE", stack.state_file)
+    csv_path, windows_path = write_nab_csv(tmp_path, synthetic_values())
+    code = cli.main(["--url", "--csv", str(csv_path), "--windows", str(windows_path), "--out",
+                     str(tmp_path / "out"), "--no-compare-reference", "--no-progress",
+                     "--no-plot"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"gateway {stack.base}: the running `make up`")
+    assert f"HTTP: {stack.base}" in (tmp_path / "out" / "evaluation.json").read_text()
 
 
 def test_bad_inputs_fail_clearly(tmp_path, capsys):

@@ -70,7 +70,7 @@ KEY = "k3y-of-the-faas-cli-tests"
 def keyed(redis_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("faas-cli")
     (folder / "api-token").write_text(KEY + "\n")
-    with LocalStack(redis_server.port, folder, env={"API_TOKEN_FILE": str(folder / "api-token")}) as stack:
+    with LocalStack(redis_server, folder, env={"API_TOKEN_FILE": str(folder / "api-token")}) as stack:
         stack.key_file = folder / "api-token"
         yield stack
 

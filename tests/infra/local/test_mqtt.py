@@ -161,7 +161,7 @@ def mqtt_stack(redis_server, tmp_path_factory):
     with MqttBroker(work) as broker:
         env = {"MQTT_BROKER": broker.url, "STACK_FILE": str(stack_with_topics(work)),
                "API_TOKEN_FILE": str(work / "api-token")}
-        with LocalStack(redis_server.port, log_dir=work, env=env) as stack:
+        with LocalStack(redis_server, log_dir=work, env=env) as stack:
             running = MqttStack(broker, stack)
             running.wait_subscribed()
             yield running
