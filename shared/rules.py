@@ -168,8 +168,10 @@ class RecordEvents:
         return (f"error: the strongest of the rule's learned tests as a multiple of what flags "
                 f"it: how far the reading lies beyond the sensor's range of the last "
                 f"{self.range_days} days (against {margin:g}% of that range), or how far its "
-                "recent surprise beats its record. An anomaly when the error is above the "
-                "threshold.")
+                "recent surprise beats its record. Those tests flag once the error reaches the "
+                "threshold; a gross departure from the model and the month's range flags "
+                "whatever the error, from the first reading, and an excursion stays anomalous "
+                "while it stays beyond the edge it broke.")
 
     def __init__(self, decision: Mapping[str, Any], threshold_override: float | None):
         self.threshold = _threshold(decision, threshold_override, 1.0)
