@@ -14,7 +14,9 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -208,10 +210,11 @@ def own_redis(tmp_path):
     server.stop()
 
 
-def start_writers(base: str, ledger: Ledger, phase: list[str], stop: threading.Event,
-                  count: int = 8) -> list[threading.Thread]:
-    """`count` writers on sensor `horno` until `stop`: nuevo, detectar, and batches of 5 with
-    explicit timestamps, each reading a value no other request uses."""
+@contextmanager
+def writers(base: str, ledger: Ledger, phase: list[str], count: int = 8) -> Iterator[None]:
+    """`count` writers on sensor `horno` while the block runs: nuevo, detectar, and batches of
+    5 with explicit timestamps, each reading a value no other request uses."""
+    stop = threading.Event()
     values = itertools.count(1)
     take = threading.Lock()
 
@@ -238,7 +241,12 @@ def start_writers(base: str, ledger: Ledger, phase: list[str], stop: threading.E
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
-    return threads
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def wait_for_acknowledged(ledger: Ledger, phase: str, count: int, timeout_s: float = 15) -> None:
@@ -259,27 +267,21 @@ def check_nothing_lost_nothing_twice(ledger: Ledger, stored: Counter) -> None:
 
 @pytest.mark.slow
 def test_redis_killed_mid_load_loses_no_acknowledged_reading(own_redis, tmp_path):
-    ledger, stop, phase = Ledger(), threading.Event(), ["before"]
-    with LocalStack(own_redis, tmp_path) as stack:
-        threads = start_writers(stack.base, ledger, phase, stop)
-        try:
-            time.sleep(1.5)
-            phase[0] = "down"
-            own_redis.kill()  # SIGKILL: no chance to flush anything
-            time.sleep(1.0)
-            for function in ("nuevo", "detectar", "listar"):
-                answer = stack.json(function, sensor="otro",
-                                    **({} if function == "listar" else {"dato": "1"}))
-                assert answer.status_code == 503, answer.text
-                assert "Redis is unavailable" in answer.json()["error"]
-            assert stack.http.get(f"{stack.base}/healthz").status_code == 503
-            own_redis.start()  # same port, same data folder: the append-only file is replayed
-            phase[0] = "after"
-            wait_for_acknowledged(ledger, "after", 50)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+    ledger, phase = Ledger(), ["before"]
+    with LocalStack(own_redis, tmp_path) as stack, writers(stack.base, ledger, phase):
+        time.sleep(1.5)
+        phase[0] = "down"
+        own_redis.kill()  # SIGKILL: no chance to flush anything
+        time.sleep(1.0)
+        for function in ("nuevo", "detectar", "listar"):
+            answer = stack.json(function, sensor="otro",
+                                **({} if function == "listar" else {"dato": "1"}))
+            assert answer.status_code == 503, answer.text
+            assert "Redis is unavailable" in answer.json()["error"]
+        assert stack.http.get(f"{stack.base}/healthz").status_code == 503
+        own_redis.start()  # same port, same data folder: the append-only file is replayed
+        phase[0] = "after"
+        wait_for_acknowledged(ledger, "after", 50)
     with own_redis.client() as client:
         check_nothing_lost_nothing_twice(ledger, Counter(v for _, v in series(client, "horno")))
 
@@ -298,35 +300,29 @@ def fail_over_mid_load(cluster: LocalCluster, tmp_path, **settings: str) -> tupl
     the master writes from then on never reaches it), then the master is SIGKILLed, the
     replica, thawed, is promoted, and the old master started again. Returns what the writers
     were told and what is stored."""
-    ledger, stop, phase = Ledger(), threading.Event(), ["before"]
+    ledger, phase = Ledger(), ["before"]
     env = cluster_env(cluster, REDIS_TIMEOUT="1", **settings)  # WAIT gives up after 0.5 s
-    with LocalStack(None, tmp_path, env=env) as stack:
-        threads = start_writers(stack.base, ledger, phase, stop)
-        try:
-            time.sleep(1.5)
-            master = cluster.master_of("horno")
-            replica = cluster.replica_of(master)
-            phase[0] = "replica behind"
-            replica.send_signal(signal.SIGSTOP)
-            with master.client() as client:
-                client.client_kill_filter(_type="slave")
-            time.sleep(1.0)
-            phase[0] = "down"
-            master.kill()
-            replica.send_signal(signal.SIGCONT)
-            deadline = time.monotonic() + 20
-            while cluster.master_of("horno") is not replica:  # promoted (node timeout 1 s)
-                assert time.monotonic() < deadline, "the replica was not promoted"
-                time.sleep(0.1)
-            # Started again (as make up and Swarm do), the old master rejoins as the new one's
-            # replica: until then no replica can confirm a write, and none is acknowledged.
-            master.start()
-            phase[0] = "after"
-            wait_for_acknowledged(ledger, "after", 50)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+    with LocalStack(None, tmp_path, env=env) as stack, writers(stack.base, ledger, phase):
+        time.sleep(1.5)
+        master = cluster.master_of("horno")
+        replica = cluster.replica_of(master)
+        phase[0] = "replica behind"
+        replica.send_signal(signal.SIGSTOP)
+        with master.client() as client:
+            client.client_kill_filter(_type="slave")
+        time.sleep(1.0)
+        phase[0] = "down"
+        master.kill()
+        replica.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while cluster.master_of("horno") is not replica:  # promoted (node timeout 1 s)
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            time.sleep(0.1)
+        # Started again (as make up and Swarm do), the old master rejoins as the new one's
+        # replica: until then no replica can confirm a write, and none is acknowledged.
+        master.start()
+        phase[0] = "after"
+        wait_for_acknowledged(ledger, "after", 50)
     with replica.client() as client:
         return ledger, Counter(v for _, v in series(client, "horno"))
 
