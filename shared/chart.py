@@ -9,9 +9,10 @@ A dot is a zero-length line with round caps, which stays round however the SVG s
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 from html import escape
 from typing import Sequence
+
+from .timestamps import clock
 
 WIDTH, HEIGHT = 1000, 300  # the SVG's own units; it is drawn at the page's width
 Y_TICKS = 5
@@ -30,11 +31,6 @@ CHART_STYLE = """.chart{margin:1rem 0 1.5rem;max-width:60rem}
 font-size:.8rem;white-space:nowrap}
 .time-labels{display:flex;justify-content:space-between;margin-left:3.6rem;font-size:.8rem}
 .time-labels span:last-child{text-align:right}.time-labels span:only-child{margin:auto}"""
-
-
-def clock(timestamp: int) -> str:
-    """A reading's time as people read it, with its zone (the store keeps UTC ms)."""
-    return datetime.fromtimestamp(timestamp / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def clock_html(timestamp: int) -> str:

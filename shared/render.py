@@ -10,9 +10,10 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from .chart import CHART_STYLE, clock, clock_html, counted, number, readings_chart
+from .chart import CHART_STYLE, clock_html, counted, number, readings_chart
 from .params import FORMATS
 from .readings import HistoryQuery
+from .timestamps import clock
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"

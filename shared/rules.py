@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
+
+from .timestamps import clock
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,6 @@ NO_MAX = -1.0   # a surprise average is never negative: "no record yet"
 def _weight(dt: float, tau: float) -> float:
     """Weight of a new value in an exponential average of time constant tau after dt."""
     return 1.0 - math.exp(-dt / tau) if dt > 0.0 else 0.0
-
-
-def _utc(ms: float) -> str:
-    return datetime.fromtimestamp(ms / 1000.0, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class RecordEvents:
@@ -305,7 +302,7 @@ class RecordEvents:
                       if flagged)
         return Decision(anomaly, bool(alerted), error, self.threshold, s,
                         self._held_note(s, held) if held and not alerted else None,
-                        kinds, self._learning(s, t, learned))
+                        kinds, self._learning(s, learned))
 
     def _new_sensor(self, s: dict[str, float], t: float, window: tuple[float, ...],
                     spread2: float, floor: float) -> None:
@@ -349,15 +346,15 @@ class RecordEvents:
         """Why an anomalous reading did not page: each kind's event is already alerted."""
         hours = f"{self.holdoff / HOUR_MS:g} h"
         return "; ".join(
-            f"{kind}: part of the event alerted at {_utc(s['last_' + kind])} (no new alert for "
+            f"{kind}: part of the event alerted at {clock(s['last_' + kind])} (no new alert for "
             f"{hours}" + (f" unless it goes {self.escalation:g} times as far)" if kind != "pattern" else ")")
             for kind in held)
 
-    def _learning(self, s: Mapping[str, float], t: float, learned: bool) -> tuple[str, ...]:
+    def _learning(self, s: Mapping[str, float], learned: bool) -> tuple[str, ...]:
         parts = []
         if not learned:
             parts.append(f"the range and pattern tests learn the sensor until "
-                         f"{_utc(s['t0'] + self.learning)}; meanwhile only gross departures flag")
+                         f"{clock(s['t0'] + self.learning)}; meanwhile only gross departures flag")
         bins = int(DAY_MS // self.profile_bin)
         seen = sum(1 for k in range(bins) if f"pm_{k}" in s)
         if seen < bins:

@@ -1,4 +1,5 @@
-"""ISO-8601 text -> milliseconds since the epoch, exactly: the one time parser."""
+"""Times in one place: ISO-8601 text -> milliseconds since the epoch, exactly (the one
+time parser), and milliseconds -> the text people read."""
 
 from __future__ import annotations
 
@@ -16,3 +17,8 @@ def iso_to_ms(text: str) -> int:
         moment = moment.replace(tzinfo=timezone.utc)
     # Integer arithmetic: moment.timestamp() * 1000 is a float, 1 ms early for some times.
     return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def clock(timestamp: float) -> str:
+    """A reading's time as people read it, with its zone (the store keeps UTC ms)."""
+    return datetime.fromtimestamp(timestamp / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -15,9 +15,8 @@ from models.evaluation.report import ModelReport, Stream, model_description, rep
 from .detectar import new_sensor, run_in_process
 
 
-def _stream_file(folder: Path, key: str, model_path: Path,
+def _stream_file(key: str, series: NabSeries, model_path: Path,
                  redis_env: dict[str, str]) -> tuple[str, str, Stream]:
-    series = corpus.load(folder, key)
     sensor = new_sensor(Path(key).stem)
     return key, sensor, run_in_process(model_path, series.values, series.stream_timestamps(),
                                        redis_env, sensor)
@@ -39,7 +38,8 @@ def evaluate_corpus(folder: Path, model_path: Path, redis_env: dict[str, str], j
                    mininterval=0.5, leave=False, file=sys.stderr)
     # fork: the workers inherit the loaded modules; each streams whole files
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_stream_file, folder, key, model_path, redis_env) for key in keys]
+        futures = [pool.submit(_stream_file, key, series[key], model_path, redis_env)
+                   for key in keys]
         for future in as_completed(futures):
             key, sensor, stream = future.result()
             done[key] = (sensor, stream)
