@@ -15,7 +15,8 @@
 #      name others instead;
 #   5. deploys stack `func` (OpenFaaS) then stack `data` (Redis, TF Serving, Grafana,
 #      visualizer), waiting for each to converge;
-#   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set);
+#   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set), then a
+#      healthcheck on each function's own server, so a new task takes calls only once it listens;
 #   7. waits until /healthz and every /function/<name> answers, and prints the URLs (in host
 #      mode, on the nodes that run each published service's task).
 #
@@ -383,6 +384,42 @@ wait_http() {
     done
 }
 
+# The python3-http template's HEALTHCHECK sees only the watchdog's lock file, written before the
+# handler's Python server listens on the template's upstream port (127.0.0.1:5000): a new task
+# (a redeploy, or one replacing a dead node's) took calls and answered 500 until it did. faas-swarm
+# sets no healthcheck and keeps one set on the service across `faas-cli up`; with this one Swarm
+# adds a task to DNS and the load balancer only once its server accepts connections.
+FUNCTION_HEALTH_CMD="python -c \"import socket; socket.create_connection(('127.0.0.1', 5000), 2)\""
+
+ensure_function_healthchecks() {
+    local fn updated=()
+    for fn in "${FUNCTIONS[@]}"; do
+        [ "$(docker service inspect --format '{{with .Spec.TaskTemplate.ContainerSpec.Healthcheck}}{{join .Test " "}}{{end}}' "$fn")" \
+            = "CMD-SHELL $FUNCTION_HEALTH_CMD" ] && continue
+        say "healthcheck on $fn: its Python server accepts connections (rolling update)"
+        docker service update --detach --health-cmd "$FUNCTION_HEALTH_CMD" --health-interval 3s \
+            --health-timeout 3s --health-retries 3 --health-start-period 60s "$fn" >/dev/null
+        updated+=("$fn")
+    done
+    for fn in "${updated[@]}"; do
+        wait_update "$fn"
+    done
+}
+
+# Waits until a service's rolling update ends; a rolled back or paused one stops the deploy.
+wait_update() {
+    local deadline=$((SECONDS + WAIT_SECONDS)) state
+    while :; do
+        state="$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$1")"
+        case "$state" in
+            ""|completed) return 0 ;;
+            rollback_*|paused) die "the update of $1 did not go through ($state): docker service ps --no-trunc $1" ;;
+        esac
+        [ "$SECONDS" -ge "$deadline" ] && die "the update of $1 did not end in ${WAIT_SECONDS}s ($state)"
+        sleep "$POLL_SECONDS"
+    done
+}
+
 wait_function() {
     # Waits until the function itself answers: its answers to ?format=json are JSON (a 401
     # for an unsigned write included), while the gateway's own (404 before faas-swarm has made the
@@ -469,6 +506,7 @@ main() {
     for fn in "${FUNCTIONS[@]}"; do
         wait_function "$fn"
     done
+    ensure_function_healthchecks
 
     # After the functions: the bridge delivers retained messages as soon as it connects,
     # and a message that matches no function yet is dropped, not retried.

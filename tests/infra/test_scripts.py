@@ -485,3 +485,25 @@ def test_the_routing_mesh_answers_on_any_node(host):
     result = host.run(DEPLOY_SH, PUBLIC_HOST="swarm.example")
     assert "On any swarm node (routing mesh)" in result.stdout
     assert "tcp://swarm.example:1883" in result.stdout
+
+
+# --- a new function task takes calls only once its Python server listens ---------------------------
+
+def test_each_function_gets_a_healthcheck_on_its_own_server_once(host):
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for fn in ("nuevo", "listar", "detectar"):
+        health = (host.state / "health" / fn).read_text()
+        assert health.startswith("CMD-SHELL python -c ") and "'127.0.0.1', 5000" in health, fn
+    calls = host.calls()
+    assert _index(calls, r"^docker service update --detach --health-cmd .* nuevo$") > _index(
+        calls, r"^faas-cli up ")
+    assert host.run(DEPLOY_SH).returncode == 0
+    updates = [c for c in host.calls() if c.startswith("docker service update")]
+    assert len(updates) == 3, "kept by faas-swarm across faas-cli up: set once"
+
+
+def test_a_function_update_that_rolls_back_stops_the_deploy(host):
+    result = host.run(DEPLOY_SH, FAKE_UPDATE_STATE="rollback_completed")
+    assert result.returncode != 0
+    assert "the update of nuevo did not go through (rollback_completed)" in result.stderr
