@@ -11,7 +11,7 @@ import math
 import re
 from urllib.parse import urljoin
 
-from shared.store import detector_key
+from shared.store.keys import detector_key
 from tests.conftest import ON_BOTH_LAYOUTS
 
 WINDOW = 10
