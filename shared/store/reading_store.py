@@ -31,6 +31,16 @@ class StoredWindow:
 
 
 @dataclass(frozen=True)
+class AlreadyStored:
+    """The very reading (its explicit timestamp, the same value) was stored before: a retry.
+    Nothing was written; the marks say what detectar kept for it (False if never judged)."""
+
+    timestamp: int
+    anomaly: bool
+    alert: bool
+
+
+@dataclass(frozen=True)
 class History:
     total: int
     readings: list[tuple[int, float]]  # newest first
@@ -41,7 +51,8 @@ class History:
 @dataclass(frozen=True)
 class BatchResult:
     stored: int
-    conflicts: list[int]  # explicit timestamps the sensor already had
+    conflicts: list[int]  # explicit timestamps the sensor already had with another value
+    already_stored: int  # readings the sensor already had, value and all (retries)
 
 
 def now_ms() -> int:
@@ -56,21 +67,26 @@ class ReadingStore:
     def __init__(self, connection: RedisConnection):
         self.connection = connection
 
-    def _store(self, sensor: str, reading: Reading, size: int) -> list[Any]:
+    def _store(self, sensor: str, reading: Reading, size: int) -> list[Any] | AlreadyStored:
         """Run ADD: the reading stored (and, with `size`, its window and state).
 
         A server-clock reading whose millisecond is taken moves to the next free one, so
-        concurrent readings are all kept; an explicit timestamp that is taken is TimestampTaken.
+        concurrent readings are all kept; an explicit timestamp that is taken is TimestampTaken,
+        or AlreadyStored when it holds this very value.
         """
         explicit = reading.timestamp is not None
         timestamp = reading.timestamp if reading.timestamp is not None else now_ms()
         with store_errors(sensor):
             reply = ADD.run(self.connection, readings_key=readings_key(sensor),
-                            detector_key=detector_key(sensor), timestamp=timestamp,
+                            detector_key=detector_key(sensor),
+                            anomalies_key=anomalies_key(sensor), alerts_key=alerts_key(sensor),
+                            timestamp=timestamp,
                             value=repr(float(reading.value)), explicit=int(explicit),
                             max_bumps=MAX_CLOCK_BUMPS, sensor=sensor, window_size=size)
+        if reply[0] == -3:
+            return AlreadyStored(timestamp, reply[1] == 1, reply[2] == 1)
         if reply[0] == -1:
-            raise TimestampTaken(f"sensor {sensor!r} already has a reading at timestamp "
+            raise TimestampTaken(f"sensor {sensor!r} already has a different reading at timestamp "
                                  f"{timestamp}; it was not overwritten")
         if reply[0] == -2:
             raise NoFreeMillisecond(f"sensor {sensor!r} has no free millisecond near the server's "
@@ -79,15 +95,20 @@ class ReadingStore:
                                     retry_after_s=1)
         return list(reply)
 
-    def add(self, sensor: str, reading: Reading) -> int:
+    def add(self, sensor: str, reading: Reading) -> int | AlreadyStored:
         """Store one reading; returns the timestamp it was stored at."""
-        return int(self._store(sensor, reading, 0)[0])
+        stored = self._store(sensor, reading, 0)
+        return stored if isinstance(stored, AlreadyStored) else int(stored[0])
 
-    def add_and_window(self, sensor: str, reading: Reading, size: int) -> StoredWindow:
+    def add_and_window(self, sensor: str, reading: Reading,
+                       size: int) -> StoredWindow | AlreadyStored:
         """Store a reading and read the `size` readings before it and the detector state."""
         if size < 1:
             raise ValueError(f"a window holds at least one reading, got size {size}")
-        timestamp, window, state = self._store(sensor, reading, size)
+        stored = self._store(sensor, reading, size)
+        if isinstance(stored, AlreadyStored):
+            return stored
+        timestamp, window, state = stored
         fields = state.decode().split("\n") if state else []
         return StoredWindow(int(timestamp), [float(value) for value in window.split()],
                             dict(zip(fields[::2], map(float, fields[1::2]))))
@@ -95,7 +116,8 @@ class ReadingStore:
     def add_batch(self, sensor: str, readings: Sequence[Reading]) -> BatchResult:
         """Store a batch in one round trip, atomically: server-clock readings end at the
         current millisecond (reading i of n at now - n + 1 + i) or move to the next free
-        one; explicit timestamps the sensor already has are reported, not stored. When the
+        one; explicit timestamps the sensor already has are reported, not stored (as conflicts,
+        or counted as already stored when they hold the same value). When the
         server-clock readings cannot all be placed, nothing is stored (NoFreeMillisecond: the
         clock must move on by about one ms per reading first)."""
         pairs: list[Any] = []
@@ -111,7 +133,7 @@ class ReadingStore:
                                     "server-clock readings near the server's clock (one per "
                                     f"ms); nothing was stored, retry after {retry} s or send "
                                     "timestamps", retry_after_s=retry)
-        return BatchResult(int(reply[0]), [int(t) for t in reply[1]])
+        return BatchResult(int(reply[0]), [int(t) for t in reply[1]], int(reply[2]))
 
     def history(self, sensor: str, query: HistoryQuery) -> History:
         with store_errors(sensor, writing=False):

@@ -48,11 +48,12 @@ class LuaScript:
 
 # One reading stored; with a window size, also the readings just before it and the detector
 # state: {timestamp, "v v ...", "field\nvalue..."}, {timestamp} without a window, {-1} when an
-# explicit timestamp is taken, {-2} when no millisecond is free.
-ADD = LuaScript("add", keys=("readings_key", "detector_key"),
+# explicit timestamp holds another value, {-3, anomaly, alert} when it holds this very value
+# (a retry: nothing written; the marks kept for it, 1 or 0), {-2} when no millisecond is free.
+ADD = LuaScript("add", keys=("readings_key", "detector_key", "anomalies_key", "alerts_key"),
                 args=("timestamp", "value", "explicit", "max_bumps", "sensor", "window_size"))
-# A batch stored whole: {stored, {conflicts}}, or {-2} (nothing stored) when the server-clock
-# readings cannot all be placed. `rest`: (timestamp or '', value) per reading.
+# A batch stored whole: {stored, {conflicts}, already stored}, or {-2} (nothing stored) when
+# the server-clock readings cannot all be placed. `rest`: (timestamp or '', value) per reading.
 BATCH = LuaScript("batch", keys=("readings_key",), args=("sensor", "first_slot", "max_bumps"),
                   rest="readings")
 # A verdict's marks and the detector state's changed fields, written together: 1.

@@ -8,8 +8,9 @@ local pairs_from = 4        -- ARGV[4], ARGV[5], ...: (timestamp or '', value) p
 -- Every server-clock reading is placed before anything is written: reading i goes to its
 -- slot (first_slot + i) or the next free millisecond after it (stored samples and the
 -- batch's own timestamps are taken), in batch order, at most max_bumps ms past the last
--- slot; if one cannot be, nothing is stored: {-2}. Else {stored, {conflicts}}: the explicit
--- timestamps the sensor already had, which are not stored.
+-- slot; if one cannot be, nothing is stored: {-2}. Else {stored, {conflicts}, already}: the
+-- explicit timestamps the sensor already had with another value, which are not stored, and
+-- the count of readings it already had with the very same value (retries), not stored again.
 local first, bumps = tonumber(first_slot), tonumber(max_bumps)
 local function ms(t) return string.format('%.0f', t) end
 local places, last = {}, first + (#ARGV - pairs_from + 1) / 2 - 1 + bumps
@@ -34,7 +35,7 @@ if clock then
     end
   end
 end
-local stored, conflicts = 0, {}
+local stored, conflicts, already = 0, {}, 0
 for i = pairs_from, #ARGV, 2 do
   local reply = redis.pcall('TS.ADD', readings_key, places[i] and ms(places[i]) or ARGV[i], ARGV[i + 1],
                             'DUPLICATE_POLICY', 'BLOCK', 'ON_DUPLICATE', 'BLOCK',
@@ -43,9 +44,16 @@ for i = pairs_from, #ARGV, 2 do
     if places[i] or not string.find(reply.err, 'DUPLICATE_POLICY', 1, true) then
       return redis.error_reply(reply.err)
     end
-    conflicts[#conflicts + 1] = ARGV[i]
+    local held = redis.call('TS.RANGE', readings_key, ARGV[i], ARGV[i])[1]
+    held = held and held[2]
+    if type(held) == 'table' then held = held.ok end
+    if held ~= nil and tonumber(held) == tonumber(ARGV[i + 1]) then
+      already = already + 1
+    else
+      conflicts[#conflicts + 1] = ARGV[i]
+    end
   else
     stored = stored + 1
   end
 end
-return {stored, conflicts}
+return {stored, conflicts, already}

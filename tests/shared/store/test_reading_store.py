@@ -10,7 +10,7 @@ import pytest
 from shared.readings import HistoryQuery, Reading
 from shared.store import reading_store
 from shared.store.errors import NotATimeSeries, StoreUnavailable, TimestampTaken
-from shared.store.reading_store import ReadingStore
+from shared.store.reading_store import AlreadyStored, ReadingStore
 from tests.conftest import ON_BOTH_LAYOUTS
 from tests.shared.store.conftest import connection_at
 
@@ -23,11 +23,32 @@ def store(connection):
 @ON_BOTH_LAYOUTS
 def test_a_reading_is_stored_with_its_labels_and_never_overwritten(store, redis_client):
     assert store.add("s1", Reading(21.5, 1_000)) == 1_000
-    with pytest.raises(TimestampTaken, match="already has a reading at timestamp 1000"):
+    with pytest.raises(TimestampTaken, match="already has a different reading at timestamp 1000"):
         store.add("s1", Reading(99.0, 1_000))
     assert redis_client.ts().range("s1", "-", "+") == [(1_000, 21.5)]
     info = redis_client.ts().info("s1")
     assert info.labels == {"kind": "reading", "sensor": "s1"}
+
+
+@ON_BOTH_LAYOUTS
+def test_the_very_same_reading_again_is_already_stored_with_its_marks(store, redis_client):
+    assert store.add("s1", Reading(21.5, 1_000)) == 1_000
+    assert store.add("s1", Reading(21.5, 1_000)) == AlreadyStored(1_000, False, False)
+    store.add("s1", Reading(30.0, 2_000))
+    store.record_verdict("s1", 2_000, 30.0, True, True, {}, {"n": 1.0})
+    assert store.add_and_window("s1", Reading(30.0, 2_000), 5) == AlreadyStored(2_000, True, True)
+    with pytest.raises(TimestampTaken):
+        store.add_and_window("s1", Reading(30.000001, 2_000), 5)
+    assert redis_client.ts().range("s1", "-", "+") == [(1_000, 21.5), (2_000, 30.0)]
+
+
+@ON_BOTH_LAYOUTS
+def test_a_batch_counts_readings_it_holds_already_apart_from_conflicts(store, redis_client):
+    store.add_batch("s1", [Reading(0.1 + 0.2, 1_000), Reading(2.0, 2_000)])
+    result = store.add_batch("s1", [Reading(0.1 + 0.2, 1_000), Reading(2.5, 2_000),
+                                    Reading(3.0, 3_000), Reading(3.0, 3_000)])
+    assert (result.stored, result.conflicts, result.already_stored) == (1, [2_000], 2)
+    assert [v for _, v in redis_client.ts().range("s1", "-", "+")] == [0.1 + 0.2, 2.0, 3.0]
 
 
 @ON_BOTH_LAYOUTS
@@ -96,8 +117,7 @@ def test_history_of_an_unknown_sensor_is_empty(store):
 def test_a_batch_is_stored_in_one_go_and_conflicts_are_reported(store, redis_client):
     store.add("s1", Reading(1.0, 2_000))
     result = store.add_batch("s1", [Reading(5.0, 1_000), Reading(6.0, 2_000), Reading(7.0, None)])
-    assert result.stored == 2
-    assert result.conflicts == [2_000]
+    assert (result.stored, result.conflicts, result.already_stored) == (2, [2_000], 0)
     values = [v for _, v in redis_client.ts().range("s1", "-", "+")]
     assert sorted(values) == [1.0, 5.0, 7.0]
 
