@@ -397,8 +397,10 @@ ensure_function_healthchecks() {
         [ "$(docker service inspect --format '{{with .Spec.TaskTemplate.ContainerSpec.Healthcheck}}{{join .Test " "}}{{end}}' "$fn")" \
             = "CMD-SHELL $FUNCTION_HEALTH_CMD" ] && continue
         say "healthcheck on $fn: its Python server accepts connections (rolling update)"
+        # every 3 s while it starts; replaced only after a minute of failures (a starved host
+        # must not have working tasks killed)
         docker service update --detach --health-cmd "$FUNCTION_HEALTH_CMD" --health-interval 3s \
-            --health-timeout 3s --health-retries 3 --health-start-period 60s "$fn" >/dev/null
+            --health-timeout 5s --health-retries 20 --health-start-period 60s "$fn" >/dev/null
         updated+=("$fn")
     done
     for fn in "${updated[@]}"; do

@@ -498,6 +498,10 @@ def test_each_function_gets_a_healthcheck_on_its_own_server_once(host):
     calls = host.calls()
     assert _index(calls, r"^docker service update --detach --health-cmd .* nuevo$") > _index(
         calls, r"^faas-cli up ")
+    update = next(c for c in calls if c.startswith("docker service update"))
+    interval = int(re.search(r"--health-interval (\d+)s", update)[1])
+    retries = int(re.search(r"--health-retries (\d+)", update)[1])
+    assert interval * retries >= 60, "a working task on a starved host must not be killed"
     assert host.run(DEPLOY_SH).returncode == 0
     updates = [c for c in host.calls() if c.startswith("docker service update")]
     assert len(updates) == 3, "kept by faas-swarm across faas-cli up: set once"

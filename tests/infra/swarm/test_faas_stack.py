@@ -191,3 +191,13 @@ def test_scaling_labels():
 
 def test_duration_parser():
     assert duration_s("5m5s") == 305 and duration_s("60s") == 60 and duration_s("8") == 8
+
+
+def test_the_gateway_and_faas_swarm_are_replaced_only_after_a_minute_of_failed_checks():
+    """A starved host (load 36 on 2 cores) had faas-swarm killed by a 2 s, 3-try check while
+    it worked: every call failed until its new task was up."""
+    services = load_yaml(SWARM_DIR / "openfaas.yml")["services"]
+    for name in ("gateway", "faas-swarm"):
+        check = services[name]["healthcheck"]
+        assert duration_s(check["timeout"]) >= 5, name
+        assert duration_s(check["interval"]) * check["retries"] >= 60, name
