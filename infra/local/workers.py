@@ -16,7 +16,9 @@ import socket
 import time
 from typing import Any, Callable
 
-import waitress
+import waitress.server
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
 
 from . import processes
 
@@ -56,16 +58,37 @@ def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
+class _FramingParser(HTTPRequestParser):
+    """waitress 3.0.2's parser, refusing a request framed by both Content-Length and
+    Transfer-Encoding (RFC 9112 section 6.1: a sign of request smuggling; the server must
+    close the connection after it). 3.0.2 decodes the chunks, ignores the Content-Length
+    and keeps the connection, so a request pipelined behind it would run; a parsing error
+    makes waitress answer 400, drop what is pipelined and close. Waitress's next release
+    closes such connections itself (Pylons/waitress#475): then this class can go."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.chunked and "CONTENT_LENGTH" in self.headers:
+            raise ParsingError("both Content-Length and Transfer-Encoding: chunked")
+
+
+class _Channel(HTTPChannel):
+    parser_class = _FramingParser
+
+
 def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
               on_stop: Callable[[], None] | None = None) -> None:
-    """waitress.serve on a bound socket until SIGINT/SIGTERM (_become_worker); then on_stop."""
+    """waitress on a bound socket until SIGINT/SIGTERM (_become_worker); then on_stop."""
+    server = waitress.server.create_server(
+        app, sockets=[sock], connection_limit=connection_limit(),
+        channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=1,
+        max_request_header_size=MAX_HEADER_BYTES, inbuf_overflow=IN_MEMORY_BODY_BYTES,
+        asyncore_use_poll=True,  # select() takes no descriptor past 1023
+        **adjustments)
+    server.channel_class = _Channel
+    server.print_listen("Serving on http://{}:{}")
     try:
-        waitress.serve(
-            app, sockets=[sock], connection_limit=connection_limit(),
-            channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=1,
-            max_request_header_size=MAX_HEADER_BYTES, inbuf_overflow=IN_MEMORY_BODY_BYTES,
-            asyncore_use_poll=True,  # select() takes no descriptor past 1023
-            **adjustments)
+        server.run()
     finally:
         if on_stop:
             on_stop()
