@@ -33,7 +33,8 @@ class Action:
 def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
     if "readings" in params:
-        readings = parse_batch(params, services.settings.batch_max_readings)
+        readings = parse_batch(params, services.settings.batch_max_readings,
+                               services.settings.earliest_reading_ms)
         outcome = services.store.add_batch(sensor, readings)
         document = {"sensor": sensor, "stored": outcome.stored}
         if outcome.conflicts:  # partial: say exactly which readings were refused
@@ -42,7 +43,7 @@ def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
                             conflicts=outcome.conflicts)
         return Result(409 if outcome.conflicts else 200, document,
                       render.batch_html(sensor, outcome.stored, outcome.conflicts, host))
-    reading = parse_reading(params)
+    reading = parse_reading(params, services.settings.earliest_reading_ms)
     timestamp = services.store.add(sensor, reading)
     return Result(200, {"sensor": sensor, "timestamp": timestamp, "value": reading.value},
                   render.stored_html(sensor, timestamp, reading.value, host))
@@ -62,7 +63,7 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
-    reading = parse_reading(params)
+    reading = parse_reading(params, services.settings.earliest_reading_ms)
     detector = services.detector  # loaded before storing: a broken model stores nothing
     stored = services.store.add_and_window(sensor, reading, detector.window_size)
     base = {"sensor": sensor, "timestamp": stored.timestamp, "value": reading.value}

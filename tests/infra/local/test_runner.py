@@ -81,7 +81,7 @@ def test_a_port_another_redis_answers_on_is_refused_and_nothing_is_written_there
 
 def test_a_second_stack_on_the_same_data_folder_is_refused(tmp_path):
     with LocalStack(None, tmp_path) as first:
-        assert first.json("nuevo", dato="1", timestamp="1000").status_code == 200
+        assert first.json("nuevo", dato="1", timestamp="1600000001000").status_code == 200
         result = run_up("--port", "0", "--redis-port", str(free_port()),
                         "--data-dir", str(first.data_dir), env={"REDIS_HOST": ""})
         assert result.returncode == 2
@@ -94,7 +94,7 @@ def test_a_killed_supervisor_takes_its_redis_and_workers_with_it(tmp_path):
     the folder's lock goes with them, and the next stack on that folder has every reading."""
     with LocalStack(None, tmp_path) as stack:
         for i in range(5):
-            assert stack.json("nuevo", dato=str(i), timestamp=str(1000 * (i + 1))).status_code == 200
+            assert stack.json("nuevo", dato=str(i), timestamp=str(1_600_000_000_000 + 1000 * (i + 1))).status_code == 200
         redis_pid = stack.redis_client().info("server")["process_id"]
         workers = [int(pid) for pid in Path(f"/proc/{stack.process.pid}/task/{stack.process.pid}/children")
                    .read_text().split() if int(pid) != redis_pid]
