@@ -1,7 +1,7 @@
 """What each function does, from validated parameters to a result in both formats.
 
-An action returns the JSON document (the documented shapes) and the HTML page of its result;
-endpoint.py picks one. Handlers name their action and nothing else.
+An action returns the JSON document (the documented shapes) and how to render the HTML page of
+its result; endpoint.py picks one (a page is rendered only when it is the answer). Handlers name their action and nothing else.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .services import Services
 class Result:
     status: int
     document: dict[str, Any]
-    html: str
+    page: Callable[[], str]  # the HTML answer, rendered on demand
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
                             "the sensor already has readings at their timestamps",
                             conflicts=outcome.conflicts)
         return Result(409 if outcome.conflicts else 200, document,
-                      render.batch_html(sensor, outcome.stored, outcome.conflicts, host))
+                      lambda: render.batch_html(sensor, outcome.stored, outcome.conflicts, host))
     reading = parse_reading(params, services.settings.earliest_reading_ms)
     timestamp = services.store.add(sensor, reading)
     return Result(200, {"sensor": sensor, "timestamp": timestamp, "value": reading.value},
-                  render.stored_html(sensor, timestamp, reading.value, host))
+                  lambda: render.stored_html(sensor, timestamp, reading.value, host))
 
 
 def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -57,7 +57,7 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
     document = {"sensor": sensor, "total": history.total,
                 "readings": [{"timestamp": t, "value": v, "anomaly": t in history.anomalies,
                               "alert": t in history.alerts} for t, v in history.readings]}
-    return Result(200, document, render.history_html(
+    return Result(200, document, lambda: render.history_html(
         sensor, history.total, history.readings, history.anomalies, history.alerts, query, host))
 
 
@@ -82,7 +82,7 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     for key in ("message", "note"):  # why it was not judged, or why it was not flagged
         if getattr(verdict, key):
             document[key] = getattr(verdict, key)
-    return Result(200, document, render.verdict_html(document, detector.rule.meaning, host))
+    return Result(200, document, lambda: render.verdict_html(document, detector.rule.meaning, host))
 
 
 NUEVO = Action("nuevo", writes=True, run=_nuevo,

@@ -4,6 +4,9 @@
 
 Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
 (`python -m infra.local`, its default of two workers per core) on free ports in a temporary folder, then:
+0. against the machine: a hello-world app and one that does a single Redis round trip, served
+   exactly as the gateway is (infra/bench/baseline.py), loaded with wrk as the functions are,
+   before and after them; each function's rate is then a share of the hello-world rate;
 1. batch ingestion: a 1,000,000-reading sensor loaded through `nuevo` in POSTs of 10,000
    readings (4 concurrent clients, bodies encoded before the clock starts);
 2. `detectar`, `nuevo` and `listar` with wrk (16 connections, --seconds each) on a sensor
@@ -49,7 +52,7 @@ from infra.local.redis_server import free_port
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
-from . import report
+from . import baseline, report
 from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib
 from .wrk import WrkMissing, WrkResult, ensure_wrk, run
 
@@ -222,6 +225,42 @@ def http_runs(stack: Stack, wrk: str, args: argparse.Namespace, sensors: dict[st
     return runs
 
 
+def baseline_runs(stack: Stack, wrk: str, args: argparse.Namespace) -> dict[str, Any]:
+    """wrk against each baseline app (infra/bench/baseline.py), started with the gateway's
+    workers and threads and its Redis."""
+    settings = stack.gateway_settings()
+    runs = {}
+    for app in baseline.APPS:
+        port = free_port()
+        command = [sys.executable, "-m", "infra.bench.baseline", "--app", app, "--port", str(port),
+                   "--workers", str(settings["gateway_workers"]),
+                   "--threads", str(settings["gateway_threads"] or 4)]
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **stack.redis_env()},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if requests.get(base + "/", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the {app} baseline app did not start")
+                time.sleep(0.1)
+            run(wrk, base, "/", seconds=1, connections=args.connections, threads=WRK_THREADS)
+            result = run(wrk, base, "/", seconds=args.seconds, connections=args.connections,
+                         threads=WRK_THREADS)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+        runs[app] = {"rate": round(result.rate, 1), "p50_ms": result.p50_ms,
+                     "p99_ms": result.p99_ms, "non_2xx": result.non_2xx}
+        print(f"  {app:8s} {runs[app]['rate']:8.0f} requests/s, p99 {result.p99_ms} ms", flush=True)
+    return runs
+
+
 def small_sensor(stack: Stack, name: str, clock: Clock) -> str:
     post_batches(stack, name, 20, 20, clock.take(20), clients=1)
     return name
@@ -353,11 +392,15 @@ def main(argv: list[str] | None = None) -> int:
             results["ingestion"] = ingestion
             results["big_total_at_start"] = total_of(stack, "bench-big")
             sensors = {"20-reading": "", f"{args.big:,}-reading": "bench-big"}
+            print("against the machine, before the functions:", flush=True)
+            results["baseline"] = {"before": baseline_runs(stack, wrk, args)}
             runs = []
             for function in args.only.split(","):
                 sensors["20-reading"] = small_sensor(stack, f"bench-small-{function}", clock)
                 runs += http_runs(stack, wrk, args, sensors, clock, (function,))
             results["http"] = runs
+            print("against the machine, after the functions:", flush=True)
+            results["baseline"]["after"] = baseline_runs(stack, wrk, args)
             results["memory_mib"] = {role: memory_mib(pid) for role, pid in stack.processes().items()}
             # The append-only folder: base (RDB preamble after a rewrite) + incremental files.
             results["aof_mib"] = round(sum(f.stat().st_size for f in

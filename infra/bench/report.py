@@ -1,4 +1,4 @@
-"""The benchmark's figures as a markdown table, checked against the targets of issue 5."""
+"""The benchmark's figures as a markdown table, checked against the targets of issues 5 and 18."""
 
 from __future__ import annotations
 
@@ -13,7 +13,33 @@ TARGETS = {
     "size_ratio": 0.8,  # the 1,000,000-reading rate at least 80% of the 20-reading rate
     "ingestion": 100_000,  # readings/s through nuevo batches
     "engine_us": 200,  # embedded engine, µs per window
+    "detectar_share": 0.4,  # of the hello-world rate on the same server, in the same run
 }
+
+
+def hello_rate(results: dict[str, Any]) -> float:
+    """The hello-world app's rate: the mean of its runs before and after the functions."""
+    runs = results["baseline"]
+    return (runs["before"]["hello"]["rate"] + runs["after"]["hello"]["rate"]) / 2
+
+
+def machine_table(results: dict[str, Any]) -> list[str]:
+    """Each app's rate as a share of the hello-world rate, all on the same server stack."""
+    if not results.get("baseline"):
+        return []
+    hello = hello_rate(results)
+    out = ["", "Against the machine, on the same server stack in the same run (infra/bench/"
+           "baseline.py; the two baseline apps loaded before and after the functions):", "",
+           "| app | requests/s | p99 ms | share of hello-world |", "|---|---:|---:|---:|"]
+    for when in ("before", "after"):
+        for app, run in results["baseline"][when].items():
+            out.append(f"| {app} ({when} the functions) | {run['rate']:,.0f} | {run['p99_ms']} "
+                       f"| {run['rate'] / hello:.0%} |")
+    for run in results["http"]:
+        if run["size"] == "20-reading":
+            out.append(f"| {run['function']} (20-reading sensor) | {run['rate']:,.0f} "
+                       f"| {run['p99_ms']} | {run['rate'] / hello:.0%} |")
+    return out
 
 
 def _ok(condition: bool) -> str:
@@ -41,6 +67,7 @@ def markdown(results: dict[str, Any]) -> str:
                "CPU µs/req: CPU time (user + system) each part spent per request; other processes: "
                "the share of the machine that processes outside the benchmark used meanwhile "
                "(a shared host: the higher, the lower the figures on that row).")
+    out += machine_table(results)
     ingestion = results["ingestion"]
     out += ["", f"Batch ingestion through `nuevo`: **{ingestion['readings_per_s']:,} readings/s** "
             f"({ingestion['readings']:,} readings in POSTs of {ingestion['batch']:,}, "
@@ -104,6 +131,10 @@ def targets(results: dict[str, Any]) -> list[str]:
                   f"{_ok(d['rate'] >= TARGETS['detectar_rate'])} |",
                   f"| detectar p99 < {TARGETS['detectar_p99_ms']} ms | {d['p99_ms']} ms | "
                   f"{_ok(d['p99_ms'] < TARGETS['detectar_p99_ms'])} |"]
+    if d and results.get("baseline"):
+        share = d["rate"] / hello_rate(results)
+        lines.append(f"| detectar >= {TARGETS['detectar_share']:.0%} of the hello-world rate | "
+                     f"{share:.0%} | {_ok(share >= TARGETS['detectar_share'])} |")
     for function in ("detectar", "nuevo", "listar"):
         if (function, "20-reading") not in runs or (function, big) not in runs:
             continue

@@ -41,10 +41,9 @@ class Stack:
         if self.cluster_masters:
             self.cluster = LocalCluster(self.data_dir / f"cluster-{self.label}",
                                         self.cluster_masters).start()
-            redis_env = self.cluster.env()
         else:
             self.redis = RedisServer(self.data_dir / f"redis-{self.fsync}", fsync=self.fsync).start()
-            redis_env = self.redis.env()
+        redis_env = self.redis_env()
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "infra.local", "--port", str(port)]
@@ -90,6 +89,10 @@ class Stack:
             self.redis.stop()
         if self.cluster:
             self.cluster.stop()
+
+    def redis_env(self) -> dict[str, str]:
+        """The settings that name this stack's Redis (or cluster) to its clients."""
+        return self.cluster.env() if self.cluster else self.redis.env()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
