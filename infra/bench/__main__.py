@@ -56,7 +56,7 @@ from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
 from . import baseline, report
-from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib
+from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib, wait_for_200
 from .wrk import WrkMissing, WrkResult, ensure_wrk, run
 
 HERE = Path(__file__).resolve().parent
@@ -248,16 +248,8 @@ def baseline_apps(stack: Stack) -> Iterator[dict[str, str]]:
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
             bases[app] = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
-        for app, base in bases.items():
-            while True:
-                try:
-                    if requests.get(base + "/", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the {app} baseline app did not start")
-                time.sleep(0.1)
+        for server, (app, base) in zip(servers, bases.items()):
+            wait_for_200(base + "/", server, deadline, f"the {app} baseline app")
         yield bases
     finally:
         for server in servers:
