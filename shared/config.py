@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
+from .timestamps import iso_to_ms
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ class Settings:
     list_default_count: int
     list_max_count: int
     batch_max_readings: int
+    earliest_reading_ms: int = 946_684_800_000  # EARLIEST_READING, 2000-01-01
 
 
 def _read_secret(path: str) -> str | None:
@@ -158,4 +161,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         list_default_count=min(_positive_int(env, "LIST_DEFAULT_COUNT", 100), list_max),
         list_max_count=list_max,
         batch_max_readings=_positive_int(env, "BATCH_MAX_READINGS", 10_000, 1_000_000),
+        # A reading before it is a mistake (seconds sent as milliseconds, a 0): refused.
+        earliest_reading_ms=_parse(env, "EARLIEST_READING", Settings.earliest_reading_ms,
+                                   iso_to_ms, lambda v: v >= 0,
+                                   "an ISO-8601 date from 1970 on, e.g. 2000-01-01"),
     )

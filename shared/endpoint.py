@@ -83,4 +83,4 @@ def serve(event: Any, context: Any, action: Action, services: Services = SERVICE
                         error.headers())
     if as_json:
         return render.response(result.status, result.document, True)
-    return render.response(result.status, result.html, False)
+    return render.response(result.status, result.page(), False)

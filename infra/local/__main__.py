@@ -14,7 +14,9 @@ stack holds, or a Redis port something else answers on, stops the start with a m
 With MQTT_BROKER set (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands
 each message to the functions whose `topic` annotation names its topic, as OpenFaaS's
 mqtt-connector does (infra/mqtt_bridge.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
-POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py).
+POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py);
+its X-Callback-Url must be http(s), and name one of CALLBACK_HOSTS (comma-separated host
+names) when that is set.
 Once serving it records its URL in data/local-stack.json, where `make simulate` and
 `make evaluate ARGS=--url` find it (infra/local/stack_state.py).
 
@@ -44,6 +46,7 @@ from shared.redis_connection import connect
 from shared.services import SERVICES
 
 from . import stack_state
+from .async_calls import callback_hosts
 from .folder_lock import FolderInUse
 from .functions import STACK_FILE, load_functions
 from .gateway import Gateway
@@ -183,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.port = sock.getsockname()[1]  # the one the system chose for --port 0
         gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.problem,
-                          max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue)
+                          max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue,
+                          callback_hosts=callback_hosts(os.environ.get("CALLBACK_HOSTS", "")))
         own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         url = f"http://{own_host}:{args.port}"
         log.info("functions %s on %s/function/<name>  (engine: %s)",

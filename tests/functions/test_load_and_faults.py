@@ -9,7 +9,9 @@ die between storing and answering), but never twice.
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import signal
 import threading
 import time
@@ -17,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -175,6 +178,50 @@ def test_a_batch_that_does_not_fit_yet_is_told_when_to_come_back(api, redis_clie
                           timeout=30)
     assert again.status_code == 200 and again.json()["stored"] == 2000
     assert len(series(redis_client, "lleno")) == 4000
+
+
+# --- many callers, each on a connection of its own ------------------------------------
+
+CALLERS, CALLS = 32, 2000
+
+
+def call_on_a_new_connection(port: int, index: int) -> tuple[float, str]:
+    """Call `index` on a connection of its own, as urllib does: a GET or a POST with a JSON
+    body, `Connection: close` or keep-alive (closed by the caller once answered), an HTML or
+    a JSON answer. Returns the reading's value and the whole answer; an answer cut short
+    raises (http.client's IncompleteRead, RemoteDisconnected)."""
+    value = index + 0.375
+    sensor = f"load-{index % 4}"
+    timestamp = PAST + index * 10
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Connection": "close"} if index % 2 else {}
+    as_json = index % 3 == 0
+    try:
+        if index % 4 < 2:
+            query = urlencode({"sensor": sensor, "dato": repr(value), "timestamp": timestamp,
+                               **({"format": "json"} if as_json else {})})
+            connection.request("GET", f"/function/nuevo?{query}", headers=headers)
+        else:
+            body = json.dumps({"sensor": sensor, "dato": value, "timestamp": timestamp})
+            connection.request("POST", "/function/nuevo" + ("?format=json" if as_json else ""),
+                               body=body, headers={**headers, "Content-Type": "application/json"})
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    finally:
+        connection.close()
+    assert answer.status == 200, text
+    assert text.endswith("}" if as_json else "</html>"), text[-200:]
+    return value, text
+
+
+@pytest.mark.slow
+def test_many_callers_each_on_its_own_connection_are_all_answered_and_stored(api, redis_client):
+    """2,000 calls from 32 threads, each on a new connection: every one answered whole, with
+    the keep-alive and the `Connection: close` ones mixed, and every reading stored."""
+    with ThreadPoolExecutor(CALLERS) as pool:
+        answered = list(pool.map(lambda i: call_on_a_new_connection(api.port, i), range(CALLS)))
+    stored = sorted(v for k in range(4) for _, v in series(redis_client, f"load-{k}"))
+    assert stored == sorted(value for value, _ in answered)
 
 
 # --- Redis killed in the middle of a write load -----------------------------------------
