@@ -38,9 +38,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -224,7 +224,7 @@ class MqttBridge:
                 log.exception("MQTT: delivering a message on %r failed", topic)
 
     # --- life cycle ------------------------------------------------------------------------------
-    def start(self) -> "MqttBridge":
+    def start(self) -> MqttBridge:
         import paho.mqtt.client as mqtt  # only `make up` with MQTT_BROKER needs it
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,

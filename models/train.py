@@ -30,7 +30,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -273,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     values = series.values
 
-    import keras
     import shutil
+
+    import keras
     import tensorflow as tf
 
     started = time.perf_counter()
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": {"keras.utils.set_random_seed": args.seed, "op_determinism": True},
             "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                          "keras": keras.__version__, "numpy": np.__version__},
-            "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "metrics": metrics,
         },
     }

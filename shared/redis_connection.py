@@ -21,8 +21,7 @@ import threading
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError,
-                              RedisClusterException)
+from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException
 from redis.retry import Retry
 
 from .config import Settings

@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Mapping
 
 from .config import ConfigError, Settings, load_settings
 from .detection import Detector
 from .errors import Misconfigured
+from .redis_connection import connect
 from .serving import Predictor
 from .serving.description import load_description, resolve_version_dir
 from .serving.engine import EmbeddedModel
 from .serving.tfserving import TFServingClient
-from .redis_connection import connect
 from .store import ReadingStore
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from redis import RedisError
 
@@ -43,14 +43,14 @@ from shared.migrate import migrate
 from shared.redis_connection import connect
 from shared.services import SERVICES
 
+from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from . import stack_state
 from .folder_lock import FolderInUse
 from .functions import STACK_FILE, load_functions
 from .gateway import Gateway
-from .workers import cpu_count, listen, serve
-from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from .redis_cluster import LocalCluster
 from .redis_server import RedisServer, RedisStartError
+from .workers import cpu_count, listen, serve
 
 log = logging.getLogger("infra.local")
 MAX_WORKERS, MAX_THREADS = 64, 256

@@ -37,7 +37,7 @@ class Function:
     module: ModuleType | None = None
     invocations: int = 0
 
-    def load(self) -> "Function":
+    def load(self) -> Function:
         """Import handler.py under a module name of its own (every function has one)."""
         path = self.handler_dir / "handler.py"
         spec = importlib.util.spec_from_file_location(f"functions.{self.name}.handler", path)

@@ -41,7 +41,7 @@ class LocalCluster:
                 # The other masters keep serving their sensors while one shard fails over.
                 "--cluster-require-full-coverage", "no")
 
-    def start(self, timeout_s: float = 60.0) -> "LocalCluster":
+    def start(self, timeout_s: float = 60.0) -> LocalCluster:
         try:
             for i in range(self.masters * (1 + self.replicas)):
                 port = self.base_port + i if self.base_port else free_port()

@@ -119,7 +119,7 @@ class RedisServer:
                 "--logfile", str(self.data_dir / "redis.log"),
                 "--loadmodule", str(stack / "lib" / "redistimeseries.so"), *self.options]
 
-    def start(self, timeout_s: float = 20.0) -> "RedisServer":
+    def start(self, timeout_s: float = 20.0) -> RedisServer:
         """Start redis-server and wait until it answers; RedisStartError if it cannot be ours."""
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)

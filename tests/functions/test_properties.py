@@ -11,7 +11,7 @@ import json
 import socket
 import string
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
@@ -28,7 +28,7 @@ from shared.store import anomalies_key
 
 FUNCTIONS = ("nuevo", "listar", "detectar")
 PARAMETERS = ("dato", "sensor", "timestamp", "count", "from", "to", "format", "readings")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_MS = 24 * 3600 * 1000
 NOW_MS = int(time.time() * 1000)  # once: data generation must not depend on the clock
 HISTORY_START = 1_700_000_000_000  # listar's property: 50 readings from here, a minute apart

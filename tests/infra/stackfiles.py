@@ -11,12 +11,14 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from shared.config import REPO_ROOT
+
 INFRA = REPO_ROOT / "infra"
 SWARM_DIR = INFRA / "swarm"
 GRAFANA_DIR = INFRA / "grafana"

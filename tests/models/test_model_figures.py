@@ -23,7 +23,6 @@ from tests.conftest import NAB_DATA_DIR
 from tests.models.evaluation.test_nab_data import needs_data
 
 
-
 def assert_the_model_cards_figures(version_dir: Path) -> None:
     description = load_description(version_dir)
     series = nab.load_machine_temperature(NAB_DATA_DIR)

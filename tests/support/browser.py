@@ -49,7 +49,7 @@ class Browser:
         self._next_id = 0
         self._pending = b""
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_browser, self._to = os.pipe()
         self._from, from_browser = os.pipe()

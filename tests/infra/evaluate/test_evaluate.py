@@ -22,6 +22,7 @@ from models.evaluation import nab, report
 from models.evaluation.scoring import score
 from models.locations import DEFAULT_MODEL as MODEL
 from shared.config import REPO_ROOT as REPO
+
 pytestmark = pytest.mark.skipif(not any(MODEL.glob("*/saved_model.pb")),
                                 reason="no exported model in models/modelo/")
 
@@ -259,6 +260,7 @@ def test_the_gateway_s_rule_is_named_not_none():
 
 def test_the_legend_hides_no_reading():
     import matplotlib.pyplot as plt
+
     from models.evaluation.plot import evaluation_figure
 
     series = series_of(synthetic_values(), [WINDOW_ROWS])

@@ -26,7 +26,7 @@ def _targets():
     for path in DASHBOARD_FILES:
         for panel in load_json(path)["panels"]:
             for target in panel.get("targets", []):
-                yield panel, {**{"datasource": panel.get("datasource")}, **target}
+                yield panel, {"datasource": panel.get("datasource"), **target}
 
 
 def test_datasources():

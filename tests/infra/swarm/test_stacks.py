@@ -9,8 +9,17 @@ import pytest
 import yaml
 
 from tests.infra.stackfiles import (
-    COMMON_SH, GRAFANA_DIR, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
-    interpolate, load_yaml, shell_array, swarm_stack_files,
+    COMMON_SH,
+    GRAFANA_DIR,
+    REPO_ROOT,
+    SWARM_DIR,
+    docker_client,
+    docker_stack_config,
+    image_tag,
+    interpolate,
+    load_yaml,
+    shell_array,
+    swarm_stack_files,
 )
 
 STACKS = swarm_stack_files()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models.evaluation import nab
-
 from tests.conftest import NAB_DATA_DIR as DATA_DIR
+
 needs_data = pytest.mark.skipif(not (DATA_DIR / nab.CSV_NAME).exists(),
                                 reason=f"no NAB data at {DATA_DIR} (set NAB_DATA_DIR)")
 

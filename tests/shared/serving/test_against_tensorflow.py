@@ -1,8 +1,9 @@
 """The checkpoint reader and the embedded engine against TensorFlow itself: the replaced
 system's SavedModel, and small Keras 3 models this module builds and exports."""
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest

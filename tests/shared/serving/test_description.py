@@ -5,8 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.serving.description import (REFERENCE_DESCRIPTION, description_from_dict,
-                                        load_description, resolve_version_dir)
+from shared.serving.description import (
+    REFERENCE_DESCRIPTION,
+    description_from_dict,
+    load_description,
+    resolve_version_dir,
+)
 
 
 def write_json(folder: Path, content: object) -> Path:

@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 import requests
 
-from shared.config import load_settings
+from infra.bench.tfserving_standin import TFServingStub, running_tfserving
+from shared.config import REPO_ROOT, load_settings
+from shared.services import build_detector
 from shared.serving import ServingError, ServingUnavailable
 from shared.serving.description import load_description
 from shared.serving.engine import EmbeddedModel
 from shared.serving.tfserving import TFServingClient
-from shared.services import build_detector
 from tests.shared.serving.bundle import write_small_autoencoder
-from infra.bench.tfserving_standin import TFServingStub, running_tfserving
 
-from shared.config import REPO_ROOT
 TIMEOUT_S = 0.5
 
 
