@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+D = TypeVar("D")  # a default may be of another type than the parsed value (None for "unset")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SENSOR = "mediciones"  # the replaced system's series, so its data stays visible
@@ -61,8 +62,8 @@ def _read_secret(path: str) -> str | None:
     return value or None
 
 
-def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T],
-           valid: Callable[[T], bool], expected: str) -> T:
+def _parse(env: Mapping[str, str], name: str, default: D, convert: Callable[[str], T],
+           valid: Callable[[T], bool], expected: str) -> T | D:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -75,17 +76,17 @@ def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str
     return value
 
 
-def _positive_int(env, name, default, maximum=10**9):
+def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int = 10**9) -> int:
     return _parse(env, name, default, int, lambda v: 0 < v <= maximum,
                   f"a whole number from 1 to {maximum}")
 
 
-def _positive_float(env, name, default):
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _parse(env, name, default, float, lambda v: math.isfinite(v) and v > 0,
                   "a positive number")
 
 
-def _choice(env, name, default, choices):
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     return _parse(env, name, default, str.lower, lambda v: v in choices,
                   "one of " + ", ".join(choices))
 

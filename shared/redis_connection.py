@@ -17,16 +17,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException
 from redis.retry import Retry
+from redis.typing import EncodableT
 
 from .config import Settings
 
 REDIRECTIONS = 5  # a slot moved during resharding or a failover: a few hops at most
+
+Command = tuple[EncodableT, ...]
+Reply = Any  # whatever the script returns, as redis-py decodes Redis's reply
 
 
 @functools.cache
@@ -47,14 +53,15 @@ class RedisConnection:
         # WAIT answers before the socket timeout, so a slow replica is told apart from a dead link
         self.wait_ms = max(1, int(settings.redis_timeout_s * 500))
 
-    def client_options(self) -> dict:
+    def client_options(self) -> dict[str, Any]:
         s = self.settings
         # The health check reconnects pooled connections that went stale while Redis was down.
-        return dict(password=s.redis_password, socket_timeout=s.redis_timeout_s,
-                    socket_connect_timeout=s.redis_timeout_s, health_check_interval=1,
-                    socket_keepalive=True)
+        return {"password": s.redis_password, "socket_timeout": s.redis_timeout_s,
+                "socket_connect_timeout": s.redis_timeout_s, "health_check_interval": 1,
+                "socket_keepalive": True}
 
-    def run(self, source: str, keys: list, args: list, writes: bool = True):
+    def run(self, source: str, keys: Sequence[str], args: Sequence[EncodableT],
+            writes: bool = True) -> Reply:
         """EVALSHA the script (loaded again if Redis lost it: NOSCRIPT means it did not run);
         a script that `writes` waits for the replicas."""
         command = ("EVALSHA", _sha1(source), len(keys), *keys, *args)
@@ -66,7 +73,8 @@ class RedisConnection:
                 client.script_load(source)
             return self._on_master(keys[0], command, wait)
 
-    def _execute(self, client: redis.Redis, command: tuple, wait: int, asking: bool = False):
+    def _execute(self, client: redis.Redis, command: Command, wait: int,
+                 asking: bool = False) -> Reply:
         if not wait and not asking:
             return client.execute_command(*command)
         with client.pipeline(transaction=False) as pipe:  # one connection, in order
@@ -81,7 +89,7 @@ class RedisConnection:
                                 f"{self.wait_ms} ms")
         return replies[1 if asking else 0]
 
-    def _on_master(self, key: str, command: tuple, wait: int):
+    def _on_master(self, key: str, command: Command, wait: int) -> Reply:
         raise NotImplementedError
 
     def master_client(self, key: str) -> redis.Redis:
@@ -105,7 +113,7 @@ class OneServer(RedisConnection):
         self.client = redis.Redis(host=host, port=port, retry=Retry(NoBackoff(), 0),
                                   **self.client_options())
 
-    def _on_master(self, key: str, command: tuple, wait: int):
+    def _on_master(self, key: str, command: Command, wait: int) -> Reply:
         return self._execute(self.client, command, wait)
 
     def master_client(self, key: str) -> redis.Redis:
@@ -169,7 +177,7 @@ class Cluster(RedisConnection):
             raise redis.ConnectionError(f"no master known for key {key!r}") from exc
         return self.cluster.get_redis_connection(node)
 
-    def _on_master(self, key: str, command: tuple, wait: int):
+    def _on_master(self, key: str, command: Command, wait: int) -> Reply:
         asked = None
         for _ in range(REDIRECTIONS):
             try:

@@ -36,8 +36,8 @@ def build_detector(settings: Settings) -> Detector:
     if description.window != settings.window_size:
         raise Misconfigured(f"WINDOW_SIZE={settings.window_size} does not match the model, "
                             f"whose input window is {description.window}")
-    use_serving = settings.model_engine == "tfserving" or (
-        settings.model_engine == "auto" and settings.serving_url is not None)
+    # load_settings refuses MODEL_ENGINE=tfserving without a URL; "auto" uses one when set
+    serving_url = None if settings.model_engine == "embedded" else settings.serving_url
 
     def embedded() -> Predictor:
         try:
@@ -45,11 +45,11 @@ def build_detector(settings: Settings) -> Detector:
         except (OSError, ValueError) as exc:
             raise Misconfigured(f"cannot load the model at {version_dir}: {exc}") from exc
 
-    if not use_serving:
+    if serving_url is None:
         return Detector(description, embedded(), threshold=settings.threshold)
     # TF Serving must compute the very version whose model.json this process applies
     version = version_dir.name if version_dir.name.isdigit() else None
-    client = TFServingClient(settings.serving_url, settings.model_name, settings.serving_timeout_s,
+    client = TFServingClient(serving_url, settings.model_name, settings.serving_timeout_s,
                              version=version, window=description.window)
     fallback = embedded() if settings.serving_fallback == "embedded" else None
     return Detector(description, client, fallback, threshold=settings.threshold)
