@@ -138,7 +138,8 @@ def train(windows: TrainingWindows, seed: int = SEED):
     model = build_model(WINDOW, UNITS)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mse")
     history = model.fit(
-        windows.inputs, windows.targets, epochs=EPOCHS, batch_size=BATCH_SIZE, validation_split=VALIDATION_FRACTION,
+        windows.inputs, windows.targets, epochs=EPOCHS, batch_size=BATCH_SIZE,
+        validation_split=VALIDATION_FRACTION,
         shuffle=True, verbose=0,
         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
     return model, history.history
@@ -195,7 +196,7 @@ def layer_description(model, keys: list[str]) -> list[dict]:
     gru, dense = model.get_layer("gru"), model.get_layer("next_reading")
     if not gru.reset_after:
         raise RuntimeError("the embedded engine computes only GRU reset_after=True")
-    position = {id(w): k for w, k in zip(model.weights, keys)}
+    position = {id(w): k for w, k in zip(model.weights, keys, strict=True)}
     return [
         {"type": "gru", "units": gru.units, "activation": gru.activation.__name__,
          "recurrent_activation": gru.recurrent_activation.__name__,

@@ -61,9 +61,9 @@ def docker_client() -> str | None:
     return shutil.which("docker")
 
 
-def docker_stack_config(path: Path) -> subprocess.CompletedProcess:
+def docker_stack_config(docker: str, path: Path) -> subprocess.CompletedProcess[str]:
     """`docker stack config -c FILE`: the client's own schema check and interpolation, offline."""
-    return subprocess.run([docker_client(), "stack", "config", "-c", str(path)],
+    return subprocess.run([docker, "stack", "config", "-c", str(path)],
                           capture_output=True, text=True, timeout=60)
 
 

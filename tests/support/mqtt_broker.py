@@ -36,10 +36,10 @@ class MqttBroker:
 
     def start(self, timeout_s: float = 20.0) -> MqttBroker:
         self.config.write_text(CONFIG.format(port=self.port))
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(self.config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(self.log_path, "ab") as log:  # the broker writes to its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

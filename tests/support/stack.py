@@ -70,6 +70,8 @@ class LocalStack:
 
     def redis_client(self) -> redis.Redis:
         """A client of the stack's own Redis (redis None), with the password it made."""
+        if self.redis_port is None:
+            raise RuntimeError("this stack uses the Redis its REDIS_HOST names, not one of its own")
         password = (self.data_dir / "password").read_text()
         return redis.Redis(host="127.0.0.1", port=self.redis_port, password=password)
 

@@ -46,7 +46,7 @@ def write_nab_csv(folder: Path, values: np.ndarray) -> tuple[Path, Path]:
     stamps = [str(start + np.timedelta64(5 * i, "m")).replace("T", " ") for i in range(len(values))]
     csv_path = folder / "one_window.csv"
     csv_path.write_text("timestamp,value\n" + "".join(
-        f"{s},{v:.6f}\n" for s, v in zip(stamps, values)))
+        f"{s},{v:.6f}\n" for s, v in zip(stamps, values, strict=True)))
     windows_path = folder / "windows.json"
     left, right = (stamps[i] + ".000000" for i in WINDOW_ROWS)
     windows_path.write_text(json.dumps({SERIES: [[left, right]]}))

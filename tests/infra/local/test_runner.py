@@ -3,6 +3,8 @@ options checked, its URL recorded for the tools, and a gateway idle sockets cann
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import resource
@@ -102,7 +104,7 @@ def test_a_killed_supervisor_takes_its_redis_and_workers_with_it(tmp_path):
         stack.process.kill()
         stack.process.wait()
         for pid in [redis_pid, *workers]:
-            wait_until(lambda: gone(pid), f"process {pid} of the killed stack to exit")
+            wait_until(functools.partial(gone, pid), f"process {pid} of the killed stack to exit")
     with LocalStack(None, tmp_path) as again:  # same folder: the lock was released
         assert again.json("listar").json()["total"] == 5
 
@@ -198,15 +200,14 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 def held_connections(stack: LocalStack) -> int:
     """Sockets the stack's processes hold open (its gateway workers' connections, mostly)."""
-    pids = [stack.process.pid, *map(int, Path(f"/proc/{stack.process.pid}/task/"
-                                              f"{stack.process.pid}/children").read_text().split())]
+    assert stack.process is not None, "the stack is not running"
+    parent = stack.process.pid
+    pids = [parent, *map(int, Path(f"/proc/{parent}/task/{parent}/children").read_text().split())]
     held = 0
     for pid in pids:
         for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
+            with contextlib.suppress(OSError):  # closed meanwhile
                 held += os.readlink(fd).startswith("socket:")
-            except OSError:  # closed meanwhile
-                pass
     return held
 
 

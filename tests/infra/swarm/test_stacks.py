@@ -36,9 +36,10 @@ def test_the_stack_files_exist():
 
 @pytest.mark.parametrize("path", STACKS, ids=STACK_IDS)
 def test_docker_stack_config_accepts_the_file(path):
-    if docker_client() is None:
+    docker = docker_client()
+    if docker is None:
         pytest.skip("the docker client is not installed: `docker stack config` cannot run")
-    result = docker_stack_config(path)
+    result = docker_stack_config(docker, path)
     assert result.returncode == 0, f"docker stack config -c {path.name}:\n{result.stderr}"
     assert yaml.safe_load(result.stdout)["services"]
 
