@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export NAB_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/nab)
 export REFERENCE_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/reference-model)
 
-.PHONY: up test lint train evaluate simulate bench deploy down clean
+.PHONY: up test lint redis-cli train evaluate simulate bench deploy down clean
 
 $(VENV)/.local: requirements/local.txt requirements/mqtt-bridge.txt shared/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ train: $(VENV)/.dev         ## retrain the model into models/modelo/
 
 evaluate: $(VENV)/.dev      ## stream the NAB series through detectar and score it
 	$(PY) -m infra.evaluate $(ARGS)
+
+redis-cli: $(VENV)/.local   ## redis-cli on the running `make up`'s Redis (ARGS="TS.INFO mediciones")
+	$(PY) -m infra.local.redis_cli $(ARGS)
 
 simulate: $(VENV)/.local    ## sensors with injected anomalies -> detectar -> report (needs make up)
 	$(PY) -m infra.simulator $(ARGS)

@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                                  settings.api_key, default_client_id(args.port))
 
         def ready() -> None:
-            stack_state.announce(url)
+            # the password file is make up's own Redis's, or the one REDIS_HOST's came with
+            stack_state.announce(url, stack_state.redis_record(
+                settings, os.environ.get("REDIS_PASSWORD_FILE")))
             if bridge:
                 bridge.start()
 
