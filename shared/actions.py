@@ -13,6 +13,7 @@ from . import render
 from .errors import StoredButNotJudged
 from .params import parse_batch, parse_history, parse_reading, parse_sensor
 from .services import Services
+from .store.reading_store import AlreadyStored
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,39 @@ class Action:
     parameters: frozenset[str]  # every other name is refused (`format` aside, shared/params.py)
 
 
+def _already_stored(sensor: str, already: AlreadyStored, value: float, judged: bool,
+                    host: str) -> Result:
+    """A retry of a reading stored before (same timestamp, same value): 200, nothing written,
+    and for detectar what was kept of its verdict instead of a second judgement."""
+    message = (f"already stored: sensor {sensor!r} has this very reading at timestamp "
+               f"{already.timestamp}; nothing was stored again"
+               + ("; the marks kept for it are given, it is not judged twice" if judged else ""))
+    document: dict[str, Any] = {"sensor": sensor, "timestamp": already.timestamp,
+                                "value": value, "duplicate": True, "message": message}
+    if judged:
+        document.update(anomaly=already.anomaly, alert=already.alert)
+    return Result(200, document, render.already_stored_html(document, host))
+
+
 def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
     if "readings" in params:
         readings = parse_batch(params, services.settings.batch_max_readings)
         outcome = services.store.add_batch(sensor, readings)
-        document = {"sensor": sensor, "stored": outcome.stored}
+        document: dict[str, Any] = {"sensor": sensor, "stored": outcome.stored}
+        if outcome.already_stored:  # retried readings: stored before, value and all
+            document["already_stored"] = outcome.already_stored
         if outcome.conflicts:  # partial: say exactly which readings were refused
             document.update(error=f"{len(outcome.conflicts)} readings were not stored: "
-                            "the sensor already has readings at their timestamps",
+                            "the sensor already has other values at their timestamps",
                             conflicts=outcome.conflicts)
         return Result(409 if outcome.conflicts else 200, document,
-                      render.batch_html(sensor, outcome.stored, outcome.conflicts, host))
+                      render.batch_html(sensor, outcome.stored, outcome.conflicts,
+                                        outcome.already_stored, host))
     reading = parse_reading(params)
     timestamp = services.store.add(sensor, reading)
+    if isinstance(timestamp, AlreadyStored):
+        return _already_stored(sensor, timestamp, reading.value, False, host)
     return Result(200, {"sensor": sensor, "timestamp": timestamp, "value": reading.value},
                   render.stored_html(sensor, timestamp, reading.value, host))
 
@@ -65,6 +85,8 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     reading = parse_reading(params)
     detector = services.detector  # loaded before storing: a broken model stores nothing
     stored = services.store.add_and_window(sensor, reading, detector.window_size)
+    if isinstance(stored, AlreadyStored):
+        return _already_stored(sensor, stored, reading.value, True, host)
     base = {"sensor": sensor, "timestamp": stored.timestamp, "value": reading.value}
     try:
         verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)

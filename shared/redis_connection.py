@@ -1,7 +1,7 @@
 """The connection to Redis: one server, or a Redis Cluster (REDIS_CLUSTER=1).
 
-Every store operation is one Lua script whose keys share one hash slot (store.py names them
-so). It runs on the master that holds the slot. With REDIS_WAIT_REPLICAS=n, the script is
+Every store operation is one Lua script whose keys share one hash slot (shared/store/keys.py
+names them so). It runs on the master that holds the slot. With REDIS_WAIT_REPLICAS=n, the script is
 followed on the same connection by `WAIT n` (WAIT counts the writes made on its own
 connection; inside a script it would not block), and the write counts as done only once n
 replicas have it. Redis replicates asynchronously: without the wait, a replica promoted
@@ -14,8 +14,6 @@ cannot store anything twice).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
 from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException
 from redis.retry import Retry
 from redis.typing import EncodableT
@@ -31,13 +30,9 @@ from .config import Settings
 
 REDIRECTIONS = 5  # a slot moved during resharding or a failover: a few hops at most
 
-Command = tuple[EncodableT, ...]
+Keys = Sequence[str]
+Args = Sequence[EncodableT]
 Reply = Any  # whatever the script returns, as redis-py decodes Redis's reply
-
-
-@functools.cache
-def _sha1(source: str) -> str:
-    return hashlib.sha1(source.encode()).hexdigest()
 
 
 class NotReplicated(redis.TimeoutError):
@@ -52,6 +47,7 @@ class RedisConnection:
         self.wait_replicas = settings.redis_wait_replicas
         # WAIT answers before the socket timeout, so a slow replica is told apart from a dead link
         self.wait_ms = max(1, int(settings.redis_timeout_s * 500))
+        self._scripts: dict[str, Script] = {}
 
     def client_options(self) -> dict[str, Any]:
         s = self.settings
@@ -60,27 +56,36 @@ class RedisConnection:
                 "socket_connect_timeout": s.redis_timeout_s, "health_check_interval": 1,
                 "socket_keepalive": True}
 
-    def run(self, source: str, keys: Sequence[str], args: Sequence[EncodableT],
-            writes: bool = True) -> Reply:
-        """EVALSHA the script (loaded again if Redis lost it: NOSCRIPT means it did not run);
-        a script that `writes` waits for the replicas."""
-        command = ("EVALSHA", _sha1(source), len(keys), *keys, *args)
+    def run(self, source: str, keys: Keys, args: Args, writes: bool = True) -> Reply:
+        """Run the script `source` on the master of its first key (EVALSHA, loaded again if
+        Redis lost it: NOSCRIPT means it did not run); a script that `writes` waits for the
+        replicas."""
         wait = self.wait_replicas if writes else 0
         try:
-            return self._on_master(keys[0], command, wait)
-        except NoScriptError:
+            return self._on_master(keys[0], source, keys, args, wait)
+        except NoScriptError:  # from a pipeline: a lone call reloads it itself (_execute)
             for client in self.masters():  # wherever a redirection may lead
                 client.script_load(source)
-            return self._on_master(keys[0], command, wait)
+            return self._on_master(keys[0], source, keys, args, wait)
 
-    def _execute(self, client: redis.Redis, command: Command, wait: int,
+    def _script(self, client: redis.Redis, source: str) -> Script:
+        """redis-py's Script for `source` (its SHA1), registered once on the first client
+        that runs it; every call names the client it runs on."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts.setdefault(source, client.register_script(source))
+        return script
+
+    def _execute(self, client: redis.Redis, source: str, keys: Keys, args: Args, wait: int,
                  asking: bool = False) -> Reply:
+        script = self._script(client, source)
         if not wait and not asking:
-            return client.execute_command(*command)
+            return script(keys, args, client=client)  # EVALSHA; on NOSCRIPT, load and again
         with client.pipeline(transaction=False) as pipe:  # one connection, in order
             if asking:
                 pipe.execute_command("ASKING")
-            pipe.execute_command(*command)
+            # redis-py types evalsha's arguments as str; ours may be numbers, as EVALSHA takes
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             if wait:
                 pipe.execute_command("WAIT", wait, self.wait_ms)
             replies = pipe.execute()
@@ -89,7 +94,7 @@ class RedisConnection:
                                 f"{self.wait_ms} ms")
         return replies[1 if asking else 0]
 
-    def _on_master(self, key: str, command: Command, wait: int) -> Reply:
+    def _on_master(self, key: str, source: str, keys: Keys, args: Args, wait: int) -> Reply:
         raise NotImplementedError
 
     def master_client(self, key: str) -> redis.Redis:
@@ -97,9 +102,6 @@ class RedisConnection:
         raise NotImplementedError
 
     def masters(self) -> list[redis.Redis]:
-        raise NotImplementedError
-
-    def ping(self) -> bool:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -113,17 +115,14 @@ class OneServer(RedisConnection):
         self.client = redis.Redis(host=host, port=port, retry=Retry(NoBackoff(), 0),
                                   **self.client_options())
 
-    def _on_master(self, key: str, command: Command, wait: int) -> Reply:
-        return self._execute(self.client, command, wait)
+    def _on_master(self, key: str, source: str, keys: Keys, args: Args, wait: int) -> Reply:
+        return self._execute(self.client, source, keys, args, wait)
 
     def master_client(self, key: str) -> redis.Redis:
         return self.client
 
     def masters(self) -> list[redis.Redis]:
         return [self.client]
-
-    def ping(self) -> bool:
-        return bool(self.client.ping())
 
     def close(self) -> None:
         self.client.close()
@@ -177,7 +176,7 @@ class Cluster(RedisConnection):
             raise redis.ConnectionError(f"no master known for key {key!r}") from exc
         return self.cluster.get_redis_connection(node)
 
-    def _on_master(self, key: str, command: Command, wait: int) -> Reply:
+    def _on_master(self, key: str, source: str, keys: Keys, args: Args, wait: int) -> Reply:
         asked = None
         for _ in range(REDIRECTIONS):
             try:
@@ -187,7 +186,8 @@ class Cluster(RedisConnection):
                         or ClusterNode(asked.host, asked.port))
                 else:
                     client = self.master_client(key)
-                return self._execute(client, command, wait, asking=asked is not None)
+                return self._execute(client, source, keys, args, wait,
+                                     asking=asked is not None)
             except MovedError as exc:  # the slot has a new master: send it there
                 asked = None
                 self.cluster.nodes_manager.update_moved_exception(exc)
@@ -200,9 +200,6 @@ class Cluster(RedisConnection):
 
     def masters(self) -> list[redis.Redis]:
         return [self.cluster.get_redis_connection(node) for node in self.cluster.get_primaries()]
-
-    def ping(self) -> bool:
-        return bool(self.cluster.ping(target_nodes=RedisCluster.PRIMARIES))
 
     def close(self) -> None:
         if self._cluster is not None:

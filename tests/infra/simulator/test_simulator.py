@@ -23,7 +23,7 @@ from infra.simulator.scenario import (
     sensor_names,
     stamp,
 )
-from shared.store import anomalies_key
+from shared.store.keys import anomalies_key
 
 PLAN = Plan(warmup=100, tolerance=12, holdoff=50, gap=10)
 
