@@ -12,8 +12,6 @@ from shared.config import DEFAULT_SENSOR
 from shared.errors import BadRequest
 from shared.readings import HistoryQuery, Reading
 
-NOW_MS = int(time.time() * 1000)
-
 
 def refused(call, *args, match: str, **kwargs) -> None:
     with pytest.raises(BadRequest, match=match):
@@ -132,14 +130,21 @@ def test_a_timestamp_is_milliseconds_or_iso_8601(raw, millis):
     (-1, r"out of range \(1970 to 9999\)"),
     ("1969-12-31T23:59:59Z", "out of range"),
     (params.MAX_TIMESTAMP_MS + 1, "out of range"),
-    (NOW_MS + params.FUTURE_TOLERANCE_MS + 60_000, "more than a day in the future"),
 ])
 def test_a_timestamp_that_is_not_one_or_is_out_of_range_is_refused(raw, match):
     refused(params.parse_timestamp, raw, match=match)
 
 
+def test_a_reading_may_be_a_day_ahead_of_the_clock_and_no_more():
+    now_ms = int(time.time() * 1000)
+    ahead = now_ms + params.FUTURE_TOLERANCE_MS - 60_000
+    assert params.parse_timestamp(ahead) == ahead
+    refused(params.parse_timestamp, now_ms + params.FUTURE_TOLERANCE_MS + 60_000,
+            match="more than a day in the future")
+
+
 def test_only_a_range_may_end_in_the_future_and_names_its_bound():
-    later = NOW_MS + 10 * params.FUTURE_TOLERANCE_MS
+    later = int(time.time() * 1000) + 10 * params.FUTURE_TOLERANCE_MS
     assert params.parse_timestamp(later, "to", future=True) == later
     refused(params.parse_timestamp, "soon", "to", match="to must be milliseconds")
 

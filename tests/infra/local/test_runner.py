@@ -151,7 +151,9 @@ def test_healthz_is_503_when_redis_refuses_the_password(redis_server, tmp_path):
 def test_the_running_stack_is_recorded_for_the_tools_and_forgotten_when_it_stops(tmp_path):
     with LocalStack(None, tmp_path) as stack:
         record = json.loads(stack.state_file.read_text())
-        assert record == {"url": stack.base, "pid": stack.process.pid}
+        assert record == {"url": stack.base, "pid": stack.process.pid, "redis": {
+            "nodes": [["127.0.0.1", stack.redis_port]], "cluster": False,
+            "password_file": str(stack.data_dir / "password")}}  # for `make redis-cli`
         assert gateway_url(None, stack.state_file) == (
             stack.base, f"gateway {stack.base}: the running `make up` ({stack.state_file})")
         assert gateway_url("http://elsewhere:8080/", stack.state_file) == ("http://elsewhere:8080", None)
