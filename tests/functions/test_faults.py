@@ -21,8 +21,8 @@ from models.locations import DEFAULT_MODEL
 from shared.actions import DETECTAR
 from shared.config import REPO_ROOT
 from shared.endpoint import serve
-from shared.serving.description import resolve_version_dir
 from shared.services import Services
+from shared.serving.description import resolve_version_dir
 from tests.support.stack import LocalStack
 
 T0 = 1_600_000_000_000  # 2020: explicit timestamps after EARLIEST_READING

@@ -143,8 +143,8 @@ def test_a_batch_counts_readings_stored_before_as_already_stored(api, redis_clie
     readings = [{"dato": 20 + i, "timestamp": start + i * 1000} for i in range(3)]
     assert api.post("nuevo", {"sensor": "lote", "readings": readings},
                     params={"format": "json"}).json() == {"sensor": "lote", "stored": 3}
-    retried = api.post("nuevo", {"sensor": "lote", "readings": readings + [
-        {"dato": 30, "timestamp": start + 3000}]}, params={"format": "json"})
+    retried = api.post("nuevo", {"sensor": "lote", "readings": [
+        *readings, {"dato": 30, "timestamp": start + 3000}]}, params={"format": "json"})
     assert retried.status_code == 200
     assert retried.json() == {"sensor": "lote", "stored": 1, "already_stored": 3}
     mixed = api.post("nuevo", {"sensor": "lote", "readings": [

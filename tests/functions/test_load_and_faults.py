@@ -29,6 +29,7 @@ from infra.local.redis_cluster import LocalCluster
 from infra.local.redis_server import RedisServer
 from models.locations import DEFAULT_MODEL
 from tests.conftest import ON_BOTH_LAYOUTS, cluster_env
+from tests.support.cluster_roles import master_of, replica_of
 from tests.support.stack import LocalStack
 
 PAST = 1_600_000_000_000  # 2020: explicit timestamps far from the server clock's
@@ -233,9 +234,9 @@ class Ledger:
         self.lock = threading.Lock()
         self.acknowledged: list[float] = []
         self.maybe: list[float] = []
-        self.unavailable = Counter()  # function -> 503s without `stored: true`
+        self.unavailable: Counter[str] = Counter()  # function -> 503s without `stored: true`
         self.unexpected: list[str] = []
-        self.after: dict[str, int] = Counter()  # phase -> acknowledged
+        self.after: Counter[str] = Counter()  # phase -> acknowledged
 
     def record(self, function: str, values: list[float], answer: requests.Response, phase: str):
         body = answer.json() if answer.headers.get("Content-Type") == "application/json" else {}
@@ -351,8 +352,8 @@ def fail_over_mid_load(cluster: LocalCluster, tmp_path, **settings: str) -> tupl
     env = cluster_env(cluster, REDIS_TIMEOUT="1", **settings)  # WAIT gives up after 0.5 s
     with LocalStack(None, tmp_path, env=env) as stack, writers(stack.base, ledger, phase):
         time.sleep(1.5)
-        master = cluster.master_of("horno")
-        replica = cluster.replica_of(master)
+        master = master_of(cluster, "horno")
+        replica = replica_of(cluster, master)
         phase[0] = "replica behind"
         replica.send_signal(signal.SIGSTOP)
         with master.client() as client:
@@ -362,7 +363,7 @@ def fail_over_mid_load(cluster: LocalCluster, tmp_path, **settings: str) -> tupl
         master.kill()
         replica.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + 20
-        while cluster.master_of("horno") is not replica:  # promoted (node timeout 1 s)
+        while master_of(cluster, "horno") is not replica:  # promoted (node timeout 1 s)
             assert time.monotonic() < deadline, "the replica was not promoted"
             time.sleep(0.1)
         # Started again (as make up and Swarm do), the old master rejoins as the new one's
@@ -418,7 +419,7 @@ def model_server_load(stack: LocalStack, stub, redis_client) -> list[dict]:
     """nuevo and detectar writers while the model server goes through FAULTS; returns one
     record per request: function, phase (when it was sent and when answered), answer."""
     sensors = [f"sonda-{k}" for k in range(4)]
-    for k, sensor in enumerate(sensors):  # a full window each, so detectar can judge
+    for sensor in sensors:  # a full window each, so detectar can judge
         readings = [{"dato": 70 + i % 3, "timestamp": PAST + i * 1000} for i in range(WINDOW)]
         assert stack.post("nuevo", {"sensor": sensor, "readings": readings}).status_code == 200
     records, lock, stop, phase = [], threading.Lock(), threading.Event(), ["healthy"]

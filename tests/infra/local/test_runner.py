@@ -3,6 +3,8 @@ options checked, its URL recorded for the tools, and a gateway idle sockets cann
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import resource
@@ -102,7 +104,7 @@ def test_a_killed_supervisor_takes_its_redis_and_workers_with_it(tmp_path):
         stack.process.kill()
         stack.process.wait()
         for pid in [redis_pid, *workers]:
-            wait_until(lambda: gone(pid), f"process {pid} of the killed stack to exit")
+            wait_until(functools.partial(gone, pid), f"process {pid} of the killed stack to exit")
     with LocalStack(None, tmp_path) as again:  # same folder: the lock was released
         assert again.json("listar").json()["total"] == 5
 
@@ -149,7 +151,9 @@ def test_healthz_is_503_when_redis_refuses_the_password(redis_server, tmp_path):
 def test_the_running_stack_is_recorded_for_the_tools_and_forgotten_when_it_stops(tmp_path):
     with LocalStack(None, tmp_path) as stack:
         record = json.loads(stack.state_file.read_text())
-        assert record == {"url": stack.base, "pid": stack.process.pid}
+        assert record == {"url": stack.base, "pid": stack.process.pid, "redis": {
+            "nodes": [["127.0.0.1", stack.redis_port]], "cluster": False,
+            "password_file": str(stack.data_dir / "password")}}  # for `make redis-cli`
         assert gateway_url(None, stack.state_file) == (
             stack.base, f"gateway {stack.base}: the running `make up` ({stack.state_file})")
         assert gateway_url("http://elsewhere:8080/", stack.state_file) == ("http://elsewhere:8080", None)
@@ -198,15 +202,14 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 def held_connections(stack: LocalStack) -> int:
     """Sockets the stack's processes hold open (its gateway workers' connections, mostly)."""
-    pids = [stack.process.pid, *map(int, Path(f"/proc/{stack.process.pid}/task/"
-                                              f"{stack.process.pid}/children").read_text().split())]
+    assert stack.process is not None, "the stack is not running"
+    parent = stack.process.pid
+    pids = [parent, *map(int, Path(f"/proc/{parent}/task/{parent}/children").read_text().split())]
     held = 0
     for pid in pids:
         for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
+            with contextlib.suppress(OSError):  # closed meanwhile
                 held += os.readlink(fd).startswith("socket:")
-            except OSError:  # closed meanwhile
-                pass
     return held
 
 
