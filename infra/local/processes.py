@@ -6,8 +6,10 @@ import ctypes
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:  # resolved here, not in a freshly forked child (no loader lock taken after the fork)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: children may outlive a killed parent
