@@ -61,6 +61,8 @@ class Event:
 
 
 class Context:
+    """The template's Context: the same for every call of a process (made once)."""
+
     def __init__(self) -> None:
         self.hostname = os.getenv("HOSTNAME", "localhost")
 
@@ -96,6 +98,7 @@ class Gateway:
                  max_body_bytes: int, max_async_queued: int = 10_000,
                  callback_hosts: frozenset[str] = frozenset()):
         self.functions = functions
+        self.context = Context()
         self.ready = ready
         self.max_body_bytes = max_body_bytes
         # Invocation counts in shared memory, so /system/functions counts every worker's calls.
@@ -135,7 +138,7 @@ class Gateway:
             return _plain("method not allowed", 405)
         self._count(name)
         try:
-            returned = function.module.handle(Event(request, "/" + rest), Context())
+            returned = function.module.handle(Event(request, "/" + rest), self.context)
         except Exception:  # what Flask does with an escaped exception: log it, answer 500
             log.exception("Exception on /function/%s [%s]", name, request.method)
             return _plain("Internal Server Error", 500)
