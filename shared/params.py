@@ -13,7 +13,8 @@ import json
 import math
 import re
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .config import DEFAULT_SENSOR
 from .errors import BadRequest
@@ -25,7 +26,8 @@ from .timestamps import clock, iso_to_ms
 SENSOR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 SENSOR_RULE = "1 to 64 letters, digits or . _ : -, starting with a letter or digit"
 DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-DIGITS_RE = re.compile(r"[0-9]{1,16}")  # ASCII only: str.isdigit() also accepts '²' and '١'
+# ASCII digits only: str.isdigit() also accepts '²' and the Arabic-Indic digits
+DIGITS_RE = re.compile(r"[0-9]{1,16}")
 
 MAX_DATO_CHARS = 64
 DATO_LIMIT = 1e9  # far beyond any temperature; keeps model arithmetic finite
@@ -44,8 +46,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     data = dict(pairs)
     if len(data) != len(pairs):
         seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise BadRequest(f"{twice[:64]} is given more than once in the body")
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(f"{key[:64]} is given more than once in the body")
+            seen.add(key)
     return data
 
 
@@ -127,10 +131,10 @@ def merged_params(query: Any, body: bytes, headers: Any = None,
     a name outside it is refused, as a batch item's unknown field is (a misspelt `sensor`
     would otherwise store under the default sensor); `format` is for the query string."""
     getlist = getattr(query, "getlist", None)  # a plain dict cannot repeat a key
-    repeated = [key for key in query.keys() if getlist and len(getlist(key)) > 1]
+    repeated = [key for key in query if getlist and len(getlist(key)) > 1]
     if repeated:  # which one was meant is a guess; storing a guess is worse than refusing
         raise BadRequest(f"{repeated[0][:64]} is given more than once in the query string")
-    params: dict[str, Any] = {key: query.get(key) for key in query.keys() if key != "format"}
+    params: dict[str, Any] = {key: query.get(key) for key in query if key != "format"}
     from_body = parse_body(body)
     if accepted is not None:
         _refuse_unknown(params, accepted, "query string")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from infra.local.workers import cpu_count, listen, serve
 from shared.config import load_settings
@@ -33,7 +34,8 @@ def redis_round_trip() -> Callable:
     client = connect(load_settings()).master_client(KEY)
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        body = b"%d\n" % len(client.get(KEY) or b"")
+        # redis-py types a command's reply for its sync and async clients alike
+        body = b"%d\n" % len(cast(bytes | None, client.get(KEY)) or b"")
         start_response("200 OK", [("Content-Type", "text/plain"),
                                   ("Content-Length", str(len(body)))])
         return [body]

@@ -6,14 +6,16 @@ Also reads what the benchmark reports about each process: CPU time and memory (/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import requests
 
@@ -22,6 +24,7 @@ from infra.local.redis_server import RedisServer, free_port
 from shared.config import REPO_ROOT
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+NOT_STARTED = "the stack is not started: use it in a `with` block"
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Stack:
     gateway: subprocess.Popen | None = None
     base: str = ""
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         if self.cluster_masters:
             self.cluster = LocalCluster(self.data_dir / f"cluster-{self.label}",
                                         self.cluster_masters).start()
@@ -83,7 +86,11 @@ class Stack:
 
     def redis_env(self) -> dict[str, str]:
         """The settings that name this stack's Redis (or cluster) to its clients."""
-        return self.cluster.env() if self.cluster else self.redis.env()
+        if self.cluster:
+            return self.cluster.env()
+        if self.redis is None:
+            raise RuntimeError(NOT_STARTED)
+        return self.redis.env()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -104,17 +111,23 @@ class Stack:
     def processes(self) -> dict[str, int]:
         """Role -> pid of every process of the stack."""
         if self.cluster:
-            roles = {f"redis node {i + 1}": node.process.pid
+            roles = {f"redis node {i + 1}": pid_of(node.process)
                      for i, node in enumerate(self.cluster.nodes)}
         else:
-            roles = {"redis-server": self.redis.process.pid}
+            roles = {"redis-server": pid_of(self.redis.process if self.redis else None)}
         workers = self.worker_pids()
         if workers:
-            roles["gateway supervisor"] = self.gateway.pid
+            roles["gateway supervisor"] = pid_of(self.gateway)
             roles.update({f"gateway worker {i + 1}": pid for i, pid in enumerate(workers)})
         else:
-            roles["gateway"] = self.gateway.pid
+            roles["gateway"] = pid_of(self.gateway)
         return roles
+
+
+def pid_of(process: subprocess.Popen[Any] | None) -> int:
+    if process is None:
+        raise RuntimeError(NOT_STARTED)
+    return process.pid
 
 
 def wait_for_200(url: str, process: subprocess.Popen, deadline: float, what: str,
@@ -136,10 +149,8 @@ def wait_for_200(url: str, process: subprocess.Popen, deadline: float, what: str
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):  # the thread has ended
             found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return sorted(found)
 
 

@@ -28,15 +28,20 @@ def ensure_wrk(install: bool = True) -> str:
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk is missing: installing Debian's package (apt-get install -y wrk) ...",
               file=sys.stderr, flush=True)
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, **quiet).returncode:
-            subprocess.run(["apt-get", "update"], env=env, **quiet)
-            subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, **quiet)
+        if _apt_get("install", "-y", "wrk"):
+            _apt_get("update")
+            _apt_get("install", "-y", "wrk")
         found = shutil.which("wrk")
         if found:
             return found
     raise WrkMissing(INSTALL_HINT)
+
+
+def _apt_get(*args: str) -> int:
+    """apt-get, quietly and without questions; its exit code."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(["apt-get", *args], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.STDOUT).returncode
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def run(wrk: str, base: str, path: str, *, seconds: float, connections: int, thr
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                "--timeout", "5s", "-s", str(SCRIPT), base + path.split("?")[0], "--", *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("BENCH_JSON ")), None)
     if done.returncode or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     data = json.loads(line[len("BENCH_JSON "):])

@@ -22,15 +22,17 @@ more, then logged; the function has run either way.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -63,8 +65,8 @@ class Call:
 
 
 def capture(request: Request, call_id: str, name: str, rest: str, body: bytes) -> Call:
-    keep = {k: v for k, v in request.environ.items()
-            if isinstance(v, str) and not k.startswith(("wsgi.", "waitress."))}
+    keep: dict[str, Any] = {k: v for k, v in request.environ.items()
+                            if isinstance(v, str) and not k.startswith(("wsgi.", "waitress."))}
     keep["HTTP_X_CALL_ID"] = call_id
     keep.update({"wsgi.version": (1, 0), "wsgi.url_scheme": request.environ.get("wsgi.url_scheme", "http"),
                  "wsgi.errors": request.environ.get("wsgi.errors"), "wsgi.multithread": True,
@@ -77,6 +79,21 @@ def callback_hosts(setting: str) -> frozenset[str]:
     return frozenset(h.strip().lower() for h in setting.split(",") if h.strip())
 
 
+class _InProcess:
+    """One process's queue, the thread that drains it, and the callbacks' threads and HTTP
+    session."""
+
+    def __init__(self, max_queued: int, drain: Callable[[_InProcess], None]):
+        self.pid = os.getpid()
+        self.queue: queue.Queue[Call | None] = queue.Queue(max_queued)
+        self.http = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=CALLBACK_THREADS)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+        self.callbacks = ThreadPoolExecutor(CALLBACK_THREADS, "async-callback")
+        self.thread = threading.Thread(target=drain, args=(self,), name="async-calls", daemon=True)
+
+
 class AsyncCalls:
     """A bounded queue and its drain thread, and the callbacks' threads, created in the
     process that first uses them (the gateway is built before the worker processes are
@@ -87,28 +104,17 @@ class AsyncCalls:
         self.run = run  # Gateway.invoke
         self.max_queued = max_queued
         self.hosts = hosts
-        self._pid: int | None = None
-        self._queue: queue.Queue[Call | None] | None = None
-        self._thread: threading.Thread | None = None
-        self._callbacks: ThreadPoolExecutor | None = None
+        self._here: _InProcess | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._http: requests.Session | None = None
 
-    def _started(self) -> queue.Queue:
+    def _started(self) -> _InProcess:
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._here is None or self._here.pid != os.getpid():
                 self._stopping = threading.Event()
-                self._queue = queue.Queue(self.max_queued)
-                self._http = requests.Session()
-                adapter = requests.adapters.HTTPAdapter(pool_maxsize=CALLBACK_THREADS)
-                self._http.mount("http://", adapter)
-                self._http.mount("https://", adapter)
-                self._callbacks = ThreadPoolExecutor(CALLBACK_THREADS, "async-callback")
-                self._thread = threading.Thread(target=self._drain, name="async-calls", daemon=True)
-                self._thread.start()
-            return self._queue
+                self._here = _InProcess(self.max_queued, self._drain)
+                self._here.thread.start()
+            return self._here
 
     def refusal(self, callback_url: str | None) -> str | None:
         """Why a call may not name this X-Callback-Url, or None (the URL is not repeated)."""
@@ -128,7 +134,7 @@ class AsyncCalls:
             return Response("the gateway is stopping: async call not queued\n", 503,
                             content_type="text/plain")
         try:
-            self._started().put_nowait(call)
+            self._started().queue.put_nowait(call)
         except queue.Full:
             log.warning("async queue full (%d calls waiting): %s refused", self.max_queued, call.name)
             return Response(f"async queue full ({self.max_queued} calls waiting in this gateway "
@@ -136,20 +142,20 @@ class AsyncCalls:
                             content_type="text/plain", headers={"Retry-After": "1"})
         return Response(b"", 202)
 
-    def _drain(self) -> None:
+    def _drain(self, here: _InProcess) -> None:
         while True:
-            call = self._queue.get()
+            call = here.queue.get()
             if call is None:
                 return
             if self._stopping.is_set():
                 log.warning("async call %s to %s dropped at shutdown", call.call_id, call.name)
                 continue
             try:
-                self._execute(call)
-            except Exception:  # noqa: BLE001 - the thread must outlive any one call
+                self._execute(here, call)
+            except Exception:  # the thread must outlive any one call
                 log.exception("async call %s to %s failed", call.call_id, call.name)
 
-    def _execute(self, call: Call) -> None:
+    def _execute(self, here: _InProcess, call: Call) -> None:
         started = time.monotonic()
         response = self.run(call.request(), call.name, call.rest)
         duration = time.monotonic() - started
@@ -157,39 +163,26 @@ class AsyncCalls:
         log.log(logging.WARNING if response.status_code >= 400 else logging.DEBUG,
                 "async call %s: %s answered %d in %.3f s", call.call_id, call.name,
                 response.status_code, duration)
-        if not call.callback_url:
+        url = call.callback_url
+        if not url:
             return
         headers = {k: v for k, v in response.headers.items()
                    if k.lower() not in _FUNCTION_HEADERS_DROPPED}
         headers.update({"X-Call-Id": call.call_id, "X-Function-Status": str(response.status_code),
                         "X-Function-Name": call.name, "X-Duration-Seconds": f"{duration:.6f}"})
-        self._callbacks.submit(self._call_back, call, headers, response.get_data())
+        here.callbacks.submit(_call_back, here.http, call.call_id, url, headers, response.get_data())
 
-    def _call_back(self, call: Call, headers: dict[str, str], body: bytes) -> None:
-        for attempt in (1, 2):  # one retry at most
-            try:
-                answer = self._http.post(call.callback_url, data=body, headers=headers,
-                                         timeout=CALLBACK_TIMEOUT_S, allow_redirects=False)
-            except requests.RequestException as exc:
-                log.warning("async call %s: callback to %s failed (attempt %d): %s",
-                            call.call_id, call.callback_url, attempt, exc)
-                continue
-            if answer.status_code < 500:
-                log.debug("async call %s: callback to %s answered %d", call.call_id,
-                         call.callback_url, answer.status_code)
-                return
-            log.warning("async call %s: callback to %s answered %d (attempt %d)", call.call_id,
-                        call.callback_url, answer.status_code, attempt)
 
     def stop(self) -> None:
         """Stop the drain thread (after the call in progress); log the queued calls dropped."""
-        if self._pid != os.getpid() or self._queue is None:
+        here = self._here
+        if here is None or here.pid != os.getpid():
             return  # never used in this process
         self._stopping.set()
         dropped = []
         while True:
             try:
-                call = self._queue.get_nowait()
+                call = here.queue.get_nowait()
             except queue.Empty:
                 break
             if call is not None:
@@ -199,12 +192,28 @@ class AsyncCalls:
                         "(the queue is in memory only)", call.call_id, call.name)
         if dropped:
             log.warning("%d queued async calls dropped at shutdown", len(dropped))
-        try:
-            self._queue.put(None, timeout=1)
-        except queue.Full:  # a call slipped in as it stopped: the thread sees _stopping anyway
-            pass
-        self._thread.join(STOP_WAIT_S)
-        if self._thread.is_alive():
+        # a call that slipped in as it stopped leaves no room: the thread sees _stopping anyway
+        with contextlib.suppress(queue.Full):
+            here.queue.put(None, timeout=1)
+        here.thread.join(STOP_WAIT_S)
+        if here.thread.is_alive():
             log.warning("async call still running after %.0f s: abandoned", STOP_WAIT_S)
-        self._callbacks.shutdown(wait=False, cancel_futures=True)  # callbacks not yet sent are lost
-        self._http.close()
+        here.callbacks.shutdown(wait=False, cancel_futures=True)  # callbacks not yet sent are lost
+        here.http.close()
+
+
+def _call_back(http: requests.Session, call_id: str, url: str, headers: dict[str, str],
+               body: bytes) -> None:
+    for attempt in (1, 2):  # one retry at most
+        try:
+            answer = http.post(url, data=body, headers=headers, timeout=CALLBACK_TIMEOUT_S,
+                               allow_redirects=False)
+        except requests.RequestException as exc:
+            log.warning("async call %s: callback to %s failed (attempt %d): %s",
+                        call_id, url, attempt, exc)
+            continue
+        if answer.status_code < 500:
+            log.debug("async call %s: callback to %s answered %d", call_id, url, answer.status_code)
+            return
+        log.warning("async call %s: callback to %s answered %d (attempt %d)", call_id, url,
+                    answer.status_code, attempt)

@@ -21,8 +21,8 @@ import os
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterable
-
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
@@ -134,7 +134,7 @@ class Gateway:
             return self._not_found()
         if request.method == "OPTIONS":
             return Response("", 200, headers={"Allow": TEMPLATE_ALLOW})
-        if request.method not in TEMPLATE_METHODS + ("HEAD",):  # the template's Flask route
+        if request.method not in (*TEMPLATE_METHODS, "HEAD"):  # the template's Flask route
             return _plain("method not allowed", 405)
         self._count(name)
         try:

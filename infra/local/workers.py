@@ -8,13 +8,15 @@ the servers measured before choosing it, and why).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
 import signal
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import waitress.server
 from waitress.channel import HTTPChannel
@@ -85,6 +87,8 @@ def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
         max_request_header_size=MAX_HEADER_BYTES, inbuf_overflow=IN_MEMORY_BODY_BYTES,
         asyncore_use_poll=True,  # select() takes no descriptor past 1023
         **adjustments)
+    if not isinstance(server, waitress.server.BaseWSGIServer):  # one socket: one server
+        raise TypeError(f"waitress made a {type(server).__name__} for one socket")
     server.channel_class = _Channel
     server.print_listen("Serving on http://{}:{}")
     try:
@@ -118,20 +122,7 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
     children: dict[int, float] = {}  # pid -> started at
 
     def spawn() -> None:
-        pid = os.fork()
-        if pid:
-            children[pid] = time.monotonic()
-            return
-        code = 0
-        try:
-            _become_worker(parent)
-            _waitress(app, sock, adjustments, on_stop)
-        except BaseException:  # noqa: BLE001 - whatever it was, this process ends here
-            log.exception("gateway worker %d failed", os.getpid())
-            code = 1
-        finally:
-            logging.shutdown()
-            os._exit(code)  # never return into the parent's code (it would stop Redis)
+        children[_fork_worker(parent, app, sock, adjustments, on_stop)] = time.monotonic()
 
     for _ in range(workers):
         spawn()
@@ -140,23 +131,48 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
     if on_ready:
         on_ready()
     try:
-        while True:
-            time.sleep(0.2)
-            for pid, started in list(children.items()):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if not done:
-                    continue
-                del children[pid]
-                code = os.waitstatus_to_exitcode(status)
-                log.error("gateway worker %d %s; starting another", pid,
-                          f"was killed by signal {-code}" if code < 0 else f"exited with {code}")
-                if time.monotonic() - started < 1.0:
-                    time.sleep(1.0)  # a worker that dies at once: do not spin
-                spawn()
+        _replace_dead_workers(children, spawn)
     except KeyboardInterrupt:
         pass
     finally:
         _stop_workers(list(children))
+
+
+def _fork_worker(parent: int, app: Callable, sock: socket.socket, adjustments: dict[str, Any],
+                 on_stop: Callable[[], None] | None) -> int:
+    """A forked process serving `app` until told to stop; returns its pid in the parent
+    only (the worker itself exits here)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        _become_worker(parent)
+        _waitress(app, sock, adjustments, on_stop)
+    except BaseException:  # whatever it was, this process ends here
+        log.exception("gateway worker %d failed", os.getpid())
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)  # never return into the parent's code (it would stop Redis)
+
+
+def _replace_dead_workers(children: dict[int, float], spawn: Callable[[], None]) -> None:
+    """Forever (until a signal interrupts): a worker that exited or was killed is logged,
+    forgotten and replaced by a new one."""
+    while True:
+        time.sleep(0.2)
+        for pid, started in list(children.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                continue
+            del children[pid]
+            code = os.waitstatus_to_exitcode(status)
+            log.error("gateway worker %d %s; starting another", pid,
+                      f"was killed by signal {-code}" if code < 0 else f"exited with {code}")
+            if time.monotonic() - started < 1.0:
+                time.sleep(1.0)  # a worker that dies at once: do not spin
+            spawn()
 
 
 def _allow_descriptors(wanted: int) -> None:
@@ -199,10 +215,8 @@ def _stop_workers(children: list[int]) -> None:
     signal.signal(signal.SIGTERM, _ignore)
     signal.signal(signal.SIGINT, _ignore)
     for pid in children:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while children and time.monotonic() < deadline:
         for pid in list(children):

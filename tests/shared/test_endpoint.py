@@ -45,7 +45,7 @@ def action(name: str = "probe", writes: bool = False, fails: Exception | None = 
     def run(params: Mapping[str, Any], services: Services, host: str) -> Result:
         if fails is not None:
             raise fails
-        return Result(200, {"params": dict(params), "host": host}, f"<p>{host}</p>")
+        return Result(200, {"params": dict(params), "host": host}, lambda: f"<p>{host}</p>")
     return Action(name, writes=writes, run=run, parameters=frozenset({"dato", "sensor"}))
 
 

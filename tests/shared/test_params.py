@@ -8,7 +8,7 @@ import pytest
 from werkzeug.datastructures import Headers, MultiDict
 
 from shared import params
-from shared.config import DEFAULT_SENSOR
+from shared.config import DEFAULT_SENSOR, Settings
 from shared.errors import BadRequest
 from shared.readings import HistoryQuery, Reading
 
@@ -149,9 +149,20 @@ def test_only_a_range_may_end_in_the_future_and_names_its_bound():
     refused(params.parse_timestamp, "soon", "to", match="to must be milliseconds")
 
 
+def test_a_reading_before_the_earliest_is_refused_with_a_hint_for_seconds():
+    earliest = Settings.earliest_reading_ms  # 2000-01-01
+    assert params.check_not_before(earliest, earliest) == earliest
+    assert params.check_not_before(None, earliest) is None
+    refused(params.check_not_before, 1_706_702_400, earliest,
+            match=r"before 2000-01-01.* \(did you mean 1706702400000, in milliseconds\?\)")
+    refused(params.check_not_before, 0, earliest, match=r"EARLIEST_READING\): timestamps are "
+            r"milliseconds since the epoch, not seconds$")
+
+
 def test_a_batch_is_read_whole():
-    readings = params.parse_batch({"readings": [{"dato": 1.5, "timestamp": 1000}, {"dato": "2"}]}, 5)
-    assert readings == [Reading(1.5, 1000), Reading(2.0, None)]
+    batch = {"readings": [{"dato": 1.5, "timestamp": 1000}, {"dato": "2"}]}
+    assert params.parse_batch(batch, 5, 0) == [Reading(1.5, 1000), Reading(2.0, None)]
+    refused(params.parse_batch, batch, 5, 1001, match=r"readings\[0\]: timestamp 1000 is before")
 
 
 @pytest.mark.parametrize("request_params, match", [
@@ -166,7 +177,7 @@ def test_a_batch_is_read_whole():
     ({"readings": [{"dato": 1}], "dato": 2}, "dato cannot be given beside readings"),
 ])
 def test_one_bad_reading_refuses_the_whole_batch(request_params, match):
-    refused(params.parse_batch, request_params, 3, match=match)
+    refused(params.parse_batch, request_params, 3, 0, match=match)
 
 
 def test_a_count_is_a_whole_number_within_the_maximum():

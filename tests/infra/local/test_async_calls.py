@@ -95,7 +95,7 @@ def test_a_callback_that_never_answers_delays_no_other_call(api, redis_client, c
     assert async_post(api, "nuevo", body, {"X-Callback-Url": callback.url},
                       format="json").status_code == 202
     assert api.wait_total("aparte", 1, deadline_s=3)["total"] == 1
-    headers, sent = callback.received.get(timeout=3)
+    _, sent = callback.received.get(timeout=3)
     assert json.loads(sent)["value"] == 99.5
     assert time.monotonic() - started < 3 < CALLBACK_TIMEOUT_S
     assert api.wait_total("lento", 12, deadline_s=3)["total"] == 12

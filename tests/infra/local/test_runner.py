@@ -96,7 +96,8 @@ def test_a_killed_supervisor_takes_its_redis_and_workers_with_it(tmp_path):
     the folder's lock goes with them, and the next stack on that folder has every reading."""
     with LocalStack(None, tmp_path) as stack:
         for i in range(5):
-            assert stack.json("nuevo", dato=str(i), timestamp=str(1_600_000_000_000 + 1000 * (i + 1))).status_code == 200
+            stamp = str(1_600_000_000_000 + 1000 * (i + 1))
+            assert stack.json("nuevo", dato=str(i), timestamp=stamp).status_code == 200
         redis_pid = stack.redis_client().info("server")["process_id"]
         workers = [int(pid) for pid in Path(f"/proc/{stack.process.pid}/task/{stack.process.pid}/children")
                    .read_text().split() if int(pid) != redis_pid]
@@ -214,7 +215,7 @@ def held_connections(stack: LocalStack) -> int:
 
 
 @pytest.mark.slow
-def test_idle_and_slow_sockets_cannot_shut_a_new_caller_out(tmp_path):
+def test_idle_and_slow_sockets_cannot_shut_a_new_caller_out(tmp_path: Path) -> None:
     """Thousands of connections that send nothing, or half a request: the workers take them
     in as they come, a new request is answered all along, and each of them is closed once it
     has been quiet for CHANNEL_TIMEOUT_S (nothing held for ever)."""
