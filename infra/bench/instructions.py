@@ -97,6 +97,9 @@ def _counted(args: argparse.Namespace, env: dict[str, str], calls_: int, out_dir
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.%p",
                sys.executable, "-m", "infra.bench.instructions", "--inner", "--function",
                args.function, "--warm", str(args.warm), "--calls", str(calls_)]
+    # The same start-up in both runs: no bytecode written by the first for the second, one
+    # hash seed (the order of sets and dicts of strings).
+    env = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     found = COLLECTED.search(done.stderr)
     if done.returncode or not found:
