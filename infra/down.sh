@@ -2,14 +2,14 @@
 # Remove what infra/deploy.sh created (`make down`), leaving the host as deploy found it:
 #   1. `faas-cli remove` of the three functions (or `docker service rm` when the gateway is
 #      already gone);
-#   2. `docker stack rm mqtt`, `data` and `func`, waiting until their services,
+#   2. `docker stack rm alerts`, `mqtt`, `data` and `func`, waiting until their services,
 #      containers and networks are gone;
 #   3. removes the Docker secrets deploy created (infra/.swarm-state says which) and the node
 #      label it added;
 #   4. `docker swarm leave --force` only if deploy ran `docker swarm init`.
 #
 # Kept unless --purge: the named volumes (data_redis-data: the readings; data_grafana-data;
-# mqtt_mosquitto-data)
+# mqtt_mosquitto-data; alerts_alertmanager-data: silences)
 # and infra/.secrets/ (the next deploy reuses the values: Grafana keeps the admin password
 # it was first started with in its volume).
 #
@@ -19,8 +19,8 @@ set -euo pipefail
 # shellcheck source=infra/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WAIT_SECONDS="${DOWN_WAIT_SECONDS:-180}"
-STACKS=(mqtt data func)
-VOLUMES=(data_redis-data data_grafana-data mqtt_mosquitto-data)
+STACKS=(alerts mqtt data func)
+VOLUMES=(data_redis-data data_grafana-data mqtt_mosquitto-data alerts_alertmanager-data)
 PURGE=0
 LEFTOVER=0
 
