@@ -6,12 +6,14 @@ endpoint.py picks one. Handlers name their action and nothing else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
 from . import render
 from .errors import StoredButNotJudged
-from .params import parse_batch, parse_history, parse_reading, parse_sensor
+from .params import (SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span,
+                     wants_overview)
+from .readings import HistoryQuery
 from .services import Services
 
 
@@ -48,16 +50,39 @@ def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
                   render.stored_html(sensor, timestamp, reading.value, host))
 
 
+def _overview(services: Services, host: str) -> Result:
+    sensors = services.views.overview()
+    return Result(200, {"sensors": [asdict(s) for s in sensors]},
+                  render.overview_html(sensors, host))
+
+
 def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
+    if wants_overview(params):
+        return _overview(services, host)
     sensor = parse_sensor(params.get("sensor"))
     settings = services.settings
-    query = parse_history(params, settings.list_default_count, settings.list_max_count)
+    span = parse_span(params)
+    if span:  # the span up to the newest reading: a quiet sensor still shows its last day
+        newest = services.views.newest(sensor)
+        query = (HistoryQuery(settings.list_max_count, max(0, newest - SPANS[span]), newest)
+                 if newest is not None else HistoryQuery(settings.list_max_count, "-", "+"))
+    else:
+        query = parse_history(params, settings.list_default_count, settings.list_max_count)
     history = services.store.history(sensor, query)
-    document = {"sensor": sensor, "total": history.total,
-                "readings": [{"timestamp": t, "value": v, "anomaly": t in history.anomalies,
-                              "alert": t in history.alerts} for t, v in history.readings]}
+    shown = (history.readings[-1][0], history.readings[0][0]) if history.readings else (0, 0)
+    extras = services.views.extras(sensor, *shown)
+    readings = []
+    for t, v in history.readings:
+        reading = {"timestamp": t, "value": v, "anomaly": t in history.anomalies,
+                   "alert": t in history.alerts}
+        if t in extras.band:
+            reading.update(zip(("expected", "lower", "upper"), extras.band[t]))
+        readings.append(reading)
+    document = {"sensor": sensor, "total": history.total, "readings": readings,
+                "flagged_total": extras.flagged_total, "alerts": extras.events}
     return Result(200, document, render.history_html(
-        sensor, history.total, history.readings, history.anomalies, history.alerts, query, host))
+        sensor, history.total, history.readings, history.anomalies, history.alerts, query, host,
+        band=extras.band, events=extras.events, flagged_total=extras.flagged_total, span=span))
 
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -87,6 +112,6 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
 NUEVO = Action("nuevo", writes=True, run=_nuevo,
                parameters=frozenset({"dato", "sensor", "timestamp", "readings"}))
 LISTAR = Action("listar", writes=False, run=_listar,
-                parameters=frozenset({"sensor", "count", "from", "to"}))
+                parameters=frozenset({"sensor", "count", "from", "to", "span", "sensors"}))
 DETECTAR = Action("detectar", writes=True, run=_detectar,
                   parameters=frozenset({"dato", "sensor", "timestamp"}))

@@ -21,6 +21,7 @@ from .serving.description import load_description, resolve_version_dir
 from .serving.engine import EmbeddedModel
 from .serving.tfserving import TFServingClient
 from .redis_connection import connect
+from .sensor_views import SensorViews
 from .store import ReadingStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ class Services:
     @cached_property
     def store(self) -> ReadingStore:
         return ReadingStore(connect(self.settings))
+
+    @cached_property
+    def views(self) -> SensorViews:
+        return SensorViews(self.store.connection)
 
     @property
     def detector(self) -> Detector:

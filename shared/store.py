@@ -96,6 +96,13 @@ def detector_key(sensor: str) -> str:
     return derived_key(sensor, "detector")
 
 
+BAND_SERIES = ("expected", "lower", "upper")  # detectar's judgement of each reading
+
+
+def band_keys(sensor: str) -> list[str]:
+    return [derived_key(sensor, kind) for kind in BAND_SERIES]
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
