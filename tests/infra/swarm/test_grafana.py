@@ -84,8 +84,20 @@ QUERY_MODEL_KEYS = {"refId", "datasource", "type", "query", "keyName", "field", 
 SENSOR_FILTER = "sensor=(${sensor:csv})"
 
 
+# the readings, the anomaly and alert marks, and detectar's judgements (expected, the band)
+KINDS = {"kind=reading", "kind=anomaly", "kind=alert", "kind=expected", "kind=lower", "kind=upper"}
+
+
+def _annotation_targets():
+    for path in DASHBOARD_FILES:
+        for annotation in load_json(path)["annotations"]["list"]:
+            yield annotation, {"datasource": annotation["datasource"], **annotation["target"]}
+
+
 def _redis_targets():
-    return [(p, t) for p, t in _targets() if t["datasource"]["type"] == "redis-datasource"]
+    """Every query of the Redis datasource: the panels' and the annotations'."""
+    panels = [(p, t) for p, t in _targets() if t["datasource"]["type"] == "redis-datasource"]
+    return panels + [({"title": a["name"], "fieldConfig": None}, t) for a, t in _annotation_targets()]
 
 
 def test_redis_queries_are_aggregated_mranges_of_the_selected_sensors():
@@ -99,17 +111,24 @@ def test_redis_queries_are_aggregated_mranges_of_the_selected_sensors():
         assert target["command"] == "ts.mrange", panel["title"]
         # aggregated: bounded points whatever the range (without one the plugin also sends
         # the bucket as a stray argument)
-        assert target["aggregation"] in ("avg", "max") and int(target["bucket"]) >= 60_000
+        assert target["aggregation"] in ("avg", "max", "min") and int(target["bucket"]) >= 60_000
         kind, selected = target["filter"].split(" ")
-        assert kind in ("kind=reading", "kind=anomaly") and selected == SENSOR_FILTER
+        assert kind in KINDS and selected == SENSOR_FILTER
         # legend names the frame, value names the field (the label's value): both the sensor,
         # else a lone series is called "Value"
         assert target["legend"] == "sensor" and target["value"] == "sensor"
-    assert {t["filter"].split(" ")[0] for _, t in redis} == {"kind=reading", "kind=anomaly"}
+    assert {t["filter"].split(" ")[0] for _, t in redis} == KINDS
+
+
+def test_the_selected_sensors_alerts_are_annotations():
+    alerts = [t for _, t in _annotation_targets() if t["filter"].startswith("kind=alert ")]
+    assert alerts and all(t["aggregation"] == "max" for t in alerts)
 
 
 def test_series_are_named_by_sensor():
     for panel, target in _redis_targets():
+        if panel["fieldConfig"] is None:  # an annotation: no series
+            continue
         names = [panel["fieldConfig"]["defaults"].get("displayName")]
         names += [prop["value"] for o in panel["fieldConfig"]["overrides"]
                   if o["matcher"] == {"id": "byFrameRefID", "options": target["refId"]}
