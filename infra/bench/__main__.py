@@ -13,9 +13,11 @@ Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
 4. batch ingestion and `detectar` over 12 sensors, on one server and on a Redis Cluster of
    3 masters with a replica each (infra/local/redis_cluster.py), every write waiting for its
    replica and, for the cost of that, not waiting (REDIS_WAIT_REPLICAS=0);
-5. the embedded engine alone (µs per window) and the TF Serving client's cost per call
+5. `detectar` with the alert forwarder on (ALERTMANAGER_URL naming an Alertmanager that is
+   down, so the forwarder keeps retrying an undelivered alert) and off, alternated twice;
+6. the embedded engine alone (µs per window) and the TF Serving client's cost per call
    against the local TF-Serving-compatible server (infra/bench/tfserving_standin.py);
-6. memory (RSS, PSS) of every process.
+7. memory (RSS, PSS) of every process.
 Writes infra/bench/results/latest.json and the table into infra/bench/RESULTS.md (between
 its `bench:begin`/`bench:end` markers; the notes around them are kept). A --quick run only
 prints them, unless --json or --markdown says where they go: its figures are not the ones
@@ -71,6 +73,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-everysec", action="store_true", help="skip the appendfsync everysec runs")
     parser.add_argument("--no-cluster", action="store_true",
                         help="skip the runs over many sensors on one server and on a Redis Cluster")
+    parser.add_argument("--no-forwarding", action="store_true",
+                        help="skip detectar with the alert forwarder on and off")
     parser.add_argument("--no-install", action="store_true", help="never install wrk with apt")
     parser.add_argument("--only", default="detectar,nuevo,listar",
                         help="the functions to load with wrk (comma-separated)")
@@ -250,6 +254,37 @@ def spread_runs(stack: Stack, wrk: str, args: argparse.Namespace, clock: Clock) 
     return {"ingestion": ingestion, "detectar": detectar}
 
 
+def raise_alert(stack: Stack, sensor: str, clock: Clock) -> None:
+    """Steady readings, then a gross departure (an alert from the first judgement on)."""
+    first = clock.take(21)
+    readings = [{"dato": 20 + (i % 3) / 10, "timestamp": first + i} for i in range(20)]
+    requests.post(stack.url("/function/nuevo?format=json"), json={"sensor": sensor,
+                  "readings": readings}, timeout=30).raise_for_status()
+    requests.get(stack.url("/function/detectar"), params={"sensor": sensor, "dato": "95",
+                 "timestamp": first + 20, "format": "json"}, timeout=30).raise_for_status()
+
+
+def forwarding_runs(folder: Path, wrk: str, args: argparse.Namespace, clock: Clock,
+                    stack_options: dict[str, Any], rounds: int = 2) -> dict[str, Any]:
+    """detectar with the alert forwarder off and on, alternated `rounds` times, each on a
+    fresh stack; the forwarder's Alertmanager is a port nothing listens on (down), and an
+    alert it cannot deliver waits in the outbox, so it keeps retrying throughout."""
+    down = f"http://127.0.0.1:{free_port()}"
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    for round_ in range(rounds):
+        for label, url in (("off", ""), ("on", down)):
+            with Stack(folder, env={"ALERTMANAGER_URL": url},
+                       label=f"forwarding-{label}-{round_}", **stack_options) as stack:
+                raise_alert(stack, "bench-alerting", clock)
+                sensor = small_sensor(stack, f"bench-forwarding-{label}", clock)
+                warm_up(stack, wrk, args, "detectar", clock)
+                outcome = load_run(stack, wrk, args, "detectar", sensor, clock)
+                print(f"  forwarding {label:3s}: {outcome['rate']:8.0f} requests/s, p99 "
+                      f"{outcome['p99_ms']} ms", flush=True)
+                runs[label].append(outcome)
+    return {label: max(found, key=lambda r: r["rate"]) for label, found in runs.items()}
+
+
 def engine_figures() -> list[dict[str, Any]]:
     """µs per window of the embedded engine alone (batch of one, as detectar calls it)."""
     from shared.serving.description import load_description, resolve_version_dir
@@ -379,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                 with Stack(Path(folder), cluster_masters=masters, env=settings,
                            label=f"spread-{index}", **stack_options) as stack:
                     results["spread"][label] = spread_runs(stack, wrk, args, clock)
+        if not args.no_forwarding:
+            print("detectar with the alert forwarder off and on (Alertmanager down):", flush=True)
+            results["forwarding"] = forwarding_runs(Path(folder), wrk, args, clock, stack_options)
     print("embedded engine ...", flush=True)
     results["engine"] = engine_figures()
     print("TF Serving client against the local test server ...", flush=True)
