@@ -27,7 +27,7 @@ td{text-align:right}th{text-align:left}.facts td,td.time{text-align:left}.nowrap
 .verdict{font-size:3rem;font-weight:bold;margin:.5rem 0}.true{color:#c62828}.false{color:#2e7d32}
 .unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}
 .wide{overflow-x:auto}.meta{color:#666;font-size:.9rem}h1,p,.id{overflow-wrap:anywhere}
-td.kind,td.state,td.text{text-align:left}td.text{min-width:12rem}.nav a,.nav b{white-space:nowrap}
+td.kind,td.text,td.verdict-cell,td.id{text-align:left}td.text{min-width:12rem}.nav a,.nav b{white-space:nowrap}
 @media (max-width:600px){body{margin:.5rem}h1{font-size:1.5rem}td,th{padding:.2rem .4rem}}
 """ + CHART_STYLE
 TABLE_ROWS = 500  # a page stays readable; the chart and the JSON answer hold every reading
@@ -139,23 +139,28 @@ def event_kinds(events: Sequence[Mapping[str, Any]]) -> Callable[[int], str | No
 
 def _band_text(judged: tuple[float, float, float] | None) -> str:
     if judged is None:
-        return "<td></td>"
+        return ""
     expected, lower, upper = judged
-    return f'<td>{number(expected)} <span class="meta">({number(lower)} to {number(upper)})</span></td>'
+    return (f'<br><span class="meta">expected {number(expected)}, normal '
+            f'{number(lower)} to {number(upper)}</span>')
 
 
 def _verdict_cell(t: int, anomalies: set[int], alerts: set[int], band: Band | None,
                   kind_at: Callable[[int], str | None]) -> str:
-    """What detectar made of the reading, in words: an empty cell means nothing."""
+    """What detectar made of the reading, in words (an empty cell would mean nothing), with
+    what it expected when that is kept."""
     kind = kind_at(t)
     of_kind = f" ({escape(kind)})" if kind else ""
+    judged = band.get(t) if band else None
     if t in alerts:
-        return f"<td>alert: new event{of_kind}</td>"
-    if t in anomalies:
-        return f"<td>anomaly{of_kind}</td>"
-    if band is not None and t in band:
-        return "<td>normal</td>"
-    return '<td class="unknown">not judged</td>'
+        verdict = f"alert: new event{of_kind}"
+    elif t in anomalies:
+        verdict = f"anomaly{of_kind}"
+    elif judged is not None:
+        verdict = "normal"
+    else:
+        return '<td class="verdict-cell unknown">not judged</td>'
+    return f'<td class="verdict-cell">{verdict}{_band_text(judged)}</td>'
 
 
 def _alerts_table(events: Sequence[Mapping[str, Any]], kind_at: Callable[[int], str | None]) -> str:
@@ -196,15 +201,14 @@ def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
     kind_at = event_kinds(events)
     rows = "".join(
         f'<tr{" class=anomaly" if t in anomalies else ""}>{_time(t)}<td>{number(v)}</td>'
-        f"{_band_text(band.get(t) if band else None)}"
         f"{_verdict_cell(t, anomalies, alerts, band, kind_at)}</tr>"
         for t, v in readings[:TABLE_ROWS])
     more = (f"<p>The table lists the newest {TABLE_ROWS}; the chart and the JSON answer "
             f"(<code>format=json</code>) hold all {len(readings)}.</p>"
             if len(readings) > TABLE_ROWS else "")
     flagged = sum(1 for t, _ in readings if t in anomalies)
-    table = (f"<table><tr><th>time</th><th>value</th><th>expected (band)</th>"
-             f"<th>detectar</th></tr>{rows}</table>{more}" if readings else "<p>No readings yet.</p>")
+    table = (f"<table><tr><th>time</th><th>value</th><th>detectar</th></tr>{rows}</table>{more}"
+             if readings else "<p>No readings yet.</p>")
     flagged_text = (f"{counted(flagged, 'of them was', 'of them were')} flagged as "
                     f"{'an anomaly' if flagged == 1 else 'anomalies'} by detectar")
     elsewhere = (flagged_total or 0) - flagged
@@ -230,11 +234,13 @@ def overview_html(sensors: Sequence[SensorSummary], host: str) -> str:
                  if s.last_alert is not None else "none")
         css = ' class="anomaly"' if s.state == "in an event" else ""
         return (f'<tr{css}><td class="id"><a href="{_listar_url(sensor=s.sensor, span="day")}">'
-                f'{escape(s.sensor)}</a></td><td>{number(s.last_value)}</td>{_time(s.last_reading)}'
-                f'<td class="state">{escape(s.state)}</td><td class="time">{alert}</td></tr>')
+                f'{escape(s.sensor)}</a><br><span class="state">{escape(s.state)}</span></td>'
+                f'<td class="time"><span class="nowrap">{number(s.last_value)}</span><br>'
+                f'<span class="meta" title="{s.last_reading} ms since the epoch">'
+                f'{clock_html(s.last_reading)}</span></td><td class="time">{alert}</td></tr>')
     in_event = sum(1 for s in sensors if s.state == "in an event")
-    table = (f'<div class="wide"><table class="sensors"><tr><th>sensor</th><th>last reading</th>'
-             f'<th>time</th><th>state</th><th>last alert</th></tr>'
+    table = (f'<div class="wide"><table class="sensors"><tr><th>sensor, state</th>'
+             f'<th>last reading</th><th>last alert</th></tr>'
              f'{"".join(row(s) for s in sensors)}</table></div>' if sensors
              else "<p>No sensor has readings yet.</p>")
     return page("Sensors", f"<h1>Sensors</h1><p>{counted(len(sensors), 'sensor')}, "
