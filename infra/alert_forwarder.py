@@ -14,7 +14,8 @@ script records each alert in the sensor's outbox stream, and this process delive
   (comma-separated, as Prometheus does: the members of an Alertmanager cluster share
   silences and notifications, not alerts). Each one that does not answer 2xx gets the
   alert again, with a backoff from 0.5 s doubling to 30 s, until it does; the entry is then
-  acknowledged (XACK) and deleted from the stream. An Alertmanager removed for good must be
+  acknowledged (XACK). It stays in the stream as the sensor's alert log (listar's table of
+  alerts), which keeps the newest 1,000 (shared/outbox.py). An Alertmanager removed for good must be
   removed from ALERTMANAGER_URL too, or its entries wait for it.
 - Re-sends are idempotent: an alert is its label set (alertname, sensor, kind, severity)
   and its startsAt, the reading's time, so Alertmanager merges a copy into the alert it has.
@@ -255,7 +256,6 @@ class AlertForwarder:
                 self.connection.master_client(FIRING_KEY).hdel(FIRING_KEY, delivery.resolves)
                 self.resolving.discard(delivery.resolves)
         client.xack(key, GROUP, delivery.entry_id)
-        client.xdel(key, delivery.entry_id)
 
     def _post(self, target: Target, alerts: list[dict[str, Any]]) -> bool:
         try:

@@ -7,8 +7,8 @@ too. The forwarder finds the streams by SCANning every master for `{*}/outbox` (
 every half minute) and hears of new entries at once from a PUBLISH on the channel
 `/outbox` (the sensor id as the message), sent by the same script; a lost message costs
 only latency, never an entry. A stream keeps at most MAX_ENTRIES entries (XADD MAXLEN ~):
-the forwarder deletes the ones it delivered, so only a forwarder that has been off for a
-thousand alerts of one sensor loses its oldest.
+delivered ones stay as the sensor's alert log (listar's table of alerts), and only a
+forwarder that has been off for a thousand alerts of one sensor would lose its oldest.
 
 An entry is flat text fields: `event` (`alert`: the reading starts an event that pages
 someone; `resolved`: it closes one), `sensor`, `kind`, `timestamp` (ms, the reading's) and
