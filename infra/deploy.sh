@@ -275,7 +275,7 @@ export_config_versions() {
 }
 
 # --- stacks --------------------------------------------------------------------------------------------
-# deploy_stack STACK FILE: infra/swarm/FILE, then its namesake in each folder of
+# deploy_stack STACK FILE: infra/swarm/<FILE>, then its namesake in each folder of
 # STACK_OVERRIDES (colon-separated; e.g. infra/swarm/no-ipvs), later files winning.
 deploy_stack() {
     local files=(-c "$SWARM_DIR/$2") dir dirs=()

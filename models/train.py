@@ -5,7 +5,7 @@ What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
    download) and keeps ONLY its probationary rows (the first 750): nothing after them, and
    no label, is read by training or calibration;
 2. builds the windows of WINDOW previous readings -> next reading from those rows, each window
-   standardised by its own mean/std (shared/scaling.py `window_standardize`), so the model is
+   standardised by its own mean/std (shared/standardise.py `window_standardize`), so the model is
    blind to a sensor's temperature range and noise level;
 3. trains GRU(16) -> Dense(1) to predict the next reading in the window's own units (MSE,
    Adam); the last 15% of the probationary windows (chronological) only stop training early;
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared import scaling
+from shared import standardise
 
 from .evaluation import nab
 from .locations import MODELS_DIR
@@ -115,7 +115,7 @@ class TrainingWindows:
 def training_windows(values: np.ndarray, window: int, rows: int) -> TrainingWindows:
     values = np.asarray(values[:rows], dtype=np.float64)
     newest_first = np.stack([values[i - window:i][::-1] for i in range(window, rows)])
-    scaled, offset, scale = scaling.scale_windows(newest_first, SCALING)
+    scaled, offset, scale = standardise.scale_windows(newest_first, SCALING)
     targets = (values[window:rows] - offset) / scale
     ordered = scaled[:, ::-1] if INPUT_ORDER == "oldest_first" else scaled
     return TrainingWindows(ordered[..., None].astype(np.float32),

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
-from . import render
+from . import outbox, render
 from .errors import StoredButNotJudged
 from .params import (SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span,
                      wants_overview)
 from .readings import HistoryQuery
 from .services import Services
+from .store.reading_store import AlreadyStored
 
 
 @dataclass(frozen=True)
@@ -32,20 +33,39 @@ class Action:
     parameters: frozenset[str]  # every other name is refused (`format` aside, shared/params.py)
 
 
+def _already_stored(sensor: str, already: AlreadyStored, value: float, judged: bool,
+                    host: str) -> Result:
+    """A retry of a reading stored before (same timestamp, same value): 200, nothing written,
+    and for detectar what was kept of its verdict instead of a second judgement."""
+    message = (f"already stored: sensor {sensor!r} has this very reading at timestamp "
+               f"{already.timestamp}; nothing was stored again"
+               + ("; the marks kept for it are given, it is not judged twice" if judged else ""))
+    document: dict[str, Any] = {"sensor": sensor, "timestamp": already.timestamp,
+                                "value": value, "duplicate": True, "message": message}
+    if judged:
+        document.update(anomaly=already.anomaly, alert=already.alert)
+    return Result(200, document, render.already_stored_html(document, host))
+
+
 def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
     if "readings" in params:
         readings = parse_batch(params, services.settings.batch_max_readings)
         outcome = services.store.add_batch(sensor, readings)
-        document = {"sensor": sensor, "stored": outcome.stored}
+        document: dict[str, Any] = {"sensor": sensor, "stored": outcome.stored}
+        if outcome.already_stored:  # retried readings: stored before, value and all
+            document["already_stored"] = outcome.already_stored
         if outcome.conflicts:  # partial: say exactly which readings were refused
             document.update(error=f"{len(outcome.conflicts)} readings were not stored: "
-                            "the sensor already has readings at their timestamps",
+                            "the sensor already has other values at their timestamps",
                             conflicts=outcome.conflicts)
         return Result(409 if outcome.conflicts else 200, document,
-                      render.batch_html(sensor, outcome.stored, outcome.conflicts, host))
+                      render.batch_html(sensor, outcome.stored, outcome.conflicts,
+                                        outcome.already_stored, host))
     reading = parse_reading(params)
     timestamp = services.store.add(sensor, reading)
+    if isinstance(timestamp, AlreadyStored):
+        return _already_stored(sensor, timestamp, reading.value, False, host)
     return Result(200, {"sensor": sensor, "timestamp": timestamp, "value": reading.value},
                   render.stored_html(sensor, timestamp, reading.value, host))
 
@@ -85,18 +105,33 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
         band=extras.band, events=extras.events, flagged_total=extras.flagged_total, span=span))
 
 
+# What detectar keeps of a verdict beside its marks (shared/detection.py's Verdict, when it
+# has these fields): the expected value and band, and what the outbox tells Alertmanager.
+DETAIL_FIELDS = ("expected", "lower", "upper", "severity", "explanation", "kind", "resolved")
+
+
+def _judgement_and_alerts(base: dict[str, Any], verdict: Any) -> tuple[tuple | None, list]:
+    details = {name: getattr(verdict, name, None) for name in DETAIL_FIELDS}
+    band = tuple(details[name] for name in ("expected", "lower", "upper"))
+    judgement = band if all(isinstance(v, (int, float)) for v in band) else None
+    return judgement, outbox.entries({**base, "alert": verdict.alert, "kinds": verdict.kinds,
+                                      **details})
+
+
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
     reading = parse_reading(params)
     detector = services.detector  # loaded before storing: a broken model stores nothing
     stored = services.store.add_and_window(sensor, reading, detector.window_size)
+    if isinstance(stored, AlreadyStored):
+        return _already_stored(sensor, stored, reading.value, True, host)
     base = {"sensor": sensor, "timestamp": stored.timestamp, "value": reading.value}
     try:
         verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)
         if verdict.anomaly is not None:
             services.store.record_verdict(sensor, stored.timestamp, reading.value,
                                           verdict.anomaly, verdict.alert, stored.state,
-                                          verdict.state)
+                                          verdict.state, *_judgement_and_alerts(base, verdict))
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc
     document = {**base, "anomaly": verdict.anomaly, "alert": verdict.alert,

@@ -1,6 +1,6 @@
 """Window -> model input -> prediction -> verdict, for one sensor's new reading.
 
-The model only predicts; scaling (shared/scaling.py) and the decision rule
+The model only predicts; window standardisation (shared/standardise.py) and the decision rule
 (shared/rules.py) come from the model's description file, so one runtime serves both the
 replaced system's autoencoder and our own model.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import rules, scaling
+from . import rules, standardise
 from .serving import Predictor, ServingError, ServingUnavailable
 from .serving.description import ModelDescription
 
@@ -69,7 +69,7 @@ class Detector:
                 f"not judged: the sensor needs {self.window_size} previous readings "
                 f"and has {len(window)}"))
         raw = np.asarray(window[: self.window_size], dtype=np.float64)
-        instances, to_degrees = scaling.model_input(self.description, raw)
+        instances, to_degrees = standardise.model_input(self.description, raw)
         output, engine = self._predict(instances)
         predicted = to_degrees(float(output[0][tuple(self.description.prediction_index)]))
         if not math.isfinite(predicted):

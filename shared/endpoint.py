@@ -36,7 +36,7 @@ def _authorise(event: Any, action: Action, services: Services) -> None:
     except signing.SignatureError as exc:
         raise Unauthorized(str(exc)) from None
     # Kept as long as the signature could pass the age check, so a copy is never accepted.
-    if not services.store.claim_nonce(signature.nonce, max_age_ms + signing.FUTURE_SKEW_MS):
+    if not services.replay_guard.claim(signature.nonce, max_age_ms + signing.FUTURE_SKEW_MS):
         raise Unauthorized("this signature was already used: sign each call anew")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import store
+from .store import errors as store
 from .detection import ModelUnavailable
 
 

@@ -1,6 +1,6 @@
 """`python -m shared.migrate`: rename a sensor's derived keys from the layout before hash tags
 (`<sensor>/anomalies`, `<sensor>/alerts`, `<sensor>/detector`) to today's
-(`{<sensor>}/anomalies`, ...: see store.py). Readings keys never move. Idempotent: a second
+(`{<sensor>}/anomalies`, ...: see store/keys.py). Readings keys never move. Idempotent: a second
 run finds nothing to do.
 
 `make up` runs it at start; on a swarm, run it once in a function's container (README).
@@ -24,7 +24,7 @@ import redis
 from .config import ConfigError, load_settings
 from .params import SENSOR_RE
 from .redis_connection import RedisConnection, connect
-from .store import DERIVED_KINDS, derived_key
+from .store.keys import DERIVED_KINDS, derived_key
 
 log = logging.getLogger(__name__)
 

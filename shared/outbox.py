@@ -40,8 +40,10 @@ def sensor_of(key: str) -> str:
 
 
 def _text(value: Any) -> str:
-    return repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else str(value)
+    """A field's value as one line of text (the verdict script splits entries at newlines)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value))
+    return " ".join(str(value).split())
 
 
 def entries(verdict: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -56,6 +58,6 @@ def entries(verdict: Mapping[str, Any]) -> list[dict[str, str]]:
         kind = verdict.get("kind") or next(iter(verdict.get("kinds") or ()), DEFAULT_KIND)
         entry = {"event": "alert", **base, "kind": str(kind)}
         entry.update({name: _text(verdict[name]) for name in ALERT_FIELDS
-                      if verdict.get(name) is not None})
+                      if verdict.get(name) is not None and _text(verdict[name])})
         found.append(entry)
     return found

@@ -1,7 +1,7 @@
 """The connection to Redis: one server, or a Redis Cluster (REDIS_CLUSTER=1).
 
-Every store operation is one Lua script whose keys share one hash slot (store.py names them
-so). It runs on the master that holds the slot. With REDIS_WAIT_REPLICAS=n, the script is
+Every store operation is one Lua script whose keys share one hash slot (shared/store/keys.py
+names them so). It runs on the master that holds the slot. With REDIS_WAIT_REPLICAS=n, the script is
 followed on the same connection by `WAIT n` (WAIT counts the writes made on its own
 connection; inside a script it would not block), and the write counts as done only once n
 replicas have it. Redis replicates asynchronously: without the wait, a replica promoted
@@ -14,13 +14,12 @@ cannot store anything twice).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import threading
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
 from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError,
                               RedisClusterException)
 from redis.retry import Retry
@@ -28,11 +27,6 @@ from redis.retry import Retry
 from .config import Settings
 
 REDIRECTIONS = 5  # a slot moved during resharding or a failover: a few hops at most
-
-
-@functools.cache
-def _sha1(source: str) -> str:
-    return hashlib.sha1(source.encode()).hexdigest()
 
 
 class NotReplicated(redis.TimeoutError):
@@ -47,6 +41,7 @@ class RedisConnection:
         self.wait_replicas = settings.redis_wait_replicas
         # WAIT answers before the socket timeout, so a slow replica is told apart from a dead link
         self.wait_ms = max(1, int(settings.redis_timeout_s * 500))
+        self._scripts: dict[str, Script] = {}
 
     def client_options(self) -> dict:
         s = self.settings
@@ -56,24 +51,34 @@ class RedisConnection:
                     socket_keepalive=True)
 
     def run(self, source: str, keys: list, args: list, writes: bool = True):
-        """EVALSHA the script (loaded again if Redis lost it: NOSCRIPT means it did not run);
-        a script that `writes` waits for the replicas."""
-        command = ("EVALSHA", _sha1(source), len(keys), *keys, *args)
+        """Run the script `source` on the master of its first key (EVALSHA, loaded again if
+        Redis lost it: NOSCRIPT means it did not run); a script that `writes` waits for the
+        replicas."""
         wait = self.wait_replicas if writes else 0
         try:
-            return self._on_master(keys[0], command, wait)
-        except NoScriptError:
+            return self._on_master(keys[0], source, keys, args, wait)
+        except NoScriptError:  # from a pipeline: a lone call reloads it itself (_execute)
             for client in self.masters():  # wherever a redirection may lead
                 client.script_load(source)
-            return self._on_master(keys[0], command, wait)
+            return self._on_master(keys[0], source, keys, args, wait)
 
-    def _execute(self, client: redis.Redis, command: tuple, wait: int, asking: bool = False):
+    def _script(self, client: redis.Redis, source: str) -> Script:
+        """redis-py's Script for `source` (its SHA1), registered once on the first client
+        that runs it; every call names the client it runs on."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts.setdefault(source, client.register_script(source))
+        return script
+
+    def _execute(self, client: redis.Redis, source: str, keys: list, args: list, wait: int,
+                 asking: bool = False):
+        script = self._script(client, source)
         if not wait and not asking:
-            return client.execute_command(*command)
+            return script(keys, args, client=client)  # EVALSHA; on NOSCRIPT, load and again
         with client.pipeline(transaction=False) as pipe:  # one connection, in order
             if asking:
                 pipe.execute_command("ASKING")
-            pipe.execute_command(*command)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
             if wait:
                 pipe.execute_command("WAIT", wait, self.wait_ms)
             replies = pipe.execute()
@@ -82,7 +87,7 @@ class RedisConnection:
                                 f"{self.wait_ms} ms")
         return replies[1 if asking else 0]
 
-    def _on_master(self, key: str, command: tuple, wait: int):
+    def _on_master(self, key: str, source: str, keys: list, args: list, wait: int):
         raise NotImplementedError
 
     def master_client(self, key: str) -> redis.Redis:
@@ -90,9 +95,6 @@ class RedisConnection:
         raise NotImplementedError
 
     def masters(self) -> list[redis.Redis]:
-        raise NotImplementedError
-
-    def ping(self) -> bool:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -106,17 +108,14 @@ class OneServer(RedisConnection):
         self.client = redis.Redis(host=host, port=port, retry=Retry(NoBackoff(), 0),
                                   **self.client_options())
 
-    def _on_master(self, key: str, command: tuple, wait: int):
-        return self._execute(self.client, command, wait)
+    def _on_master(self, key: str, source: str, keys: list, args: list, wait: int):
+        return self._execute(self.client, source, keys, args, wait)
 
     def master_client(self, key: str) -> redis.Redis:
         return self.client
 
     def masters(self) -> list[redis.Redis]:
         return [self.client]
-
-    def ping(self) -> bool:
-        return bool(self.client.ping())
 
     def close(self) -> None:
         self.client.close()
@@ -170,7 +169,7 @@ class Cluster(RedisConnection):
             raise redis.ConnectionError(f"no master known for key {key!r}") from exc
         return self.cluster.get_redis_connection(node)
 
-    def _on_master(self, key: str, command: tuple, wait: int):
+    def _on_master(self, key: str, source: str, keys: list, args: list, wait: int):
         asked = None
         for _ in range(REDIRECTIONS):
             try:
@@ -180,7 +179,8 @@ class Cluster(RedisConnection):
                         or ClusterNode(asked.host, asked.port))
                 else:
                     client = self.master_client(key)
-                return self._execute(client, command, wait, asking=asked is not None)
+                return self._execute(client, source, keys, args, wait,
+                                     asking=asked is not None)
             except MovedError as exc:  # the slot has a new master: send it there
                 asked = None
                 self.cluster.nodes_manager.update_moved_exception(exc)
@@ -193,9 +193,6 @@ class Cluster(RedisConnection):
 
     def masters(self) -> list[redis.Redis]:
         return [self.cluster.get_redis_connection(node) for node in self.cluster.get_primaries()]
-
-    def ping(self) -> bool:
-        return bool(self.cluster.ping(target_nodes=RedisCluster.PRIMARIES))
 
     def close(self) -> None:
         if self._cluster is not None:

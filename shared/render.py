@@ -83,12 +83,28 @@ def stored_html(sensor: str, timestamp: int, value: float, host: str) -> str:
                 f"{reading_html(sensor, timestamp, value)}</table>{_history_link(sensor)}", host)
 
 
-def batch_html(sensor: str, stored: int, conflicts: list[int], host: str) -> str:
+def already_stored_html(result: dict[str, Any], host: str) -> str:
+    """A retry's page: the reading was there already, and what detectar kept for it."""
+    marks = ""
+    if "anomaly" in result:
+        marks = ("<p>Kept as an anomaly" + (" that started an event" if result["alert"] else "")
+                 + ".</p>" if result["anomaly"] else "<p>Not marked as an anomaly.</p>")
+    return page("Reading already stored",
+                f"<h1>Reading already stored</h1><p>{escape(result['message'])}</p>{marks}"
+                f"<table class=\"facts\">"
+                f"{reading_html(result['sensor'], result['timestamp'], result['value'])}</table>"
+                f"{_history_link(result['sensor'])}", host)
+
+
+def batch_html(sensor: str, stored: int, conflicts: list[int], already_stored: int,
+               host: str) -> str:
     refused = (f"<p>{counted(len(conflicts), 'reading was', 'readings were')} refused: their "
-               f"timestamps were taken ({', '.join(str(t) for t in conflicts[:20])})</p>"
+               f"timestamps hold other values ({', '.join(str(t) for t in conflicts[:20])})</p>"
                if conflicts else "")
+    before = (f"<p>{counted(already_stored, 'reading was', 'readings were')} already stored "
+              "(the same timestamp and value): not stored again.</p>" if already_stored else "")
     return page("Readings stored", f"<h1>{counted(stored, 'reading')} stored for sensor "
-                f"{escape(sensor)}</h1>{refused}{_history_link(sensor)}", host)
+                f"{escape(sensor)}</h1>{before}{refused}{_history_link(sensor)}", host)
 
 
 def _shown(total: int, shown: int, query: HistoryQuery, span: str | None = None) -> str:

@@ -20,9 +20,11 @@ from .serving import Predictor
 from .serving.description import load_description, resolve_version_dir
 from .serving.engine import EmbeddedModel
 from .serving.tfserving import TFServingClient
-from .redis_connection import connect
-from .sensor_views import SensorViews
-from .store import ReadingStore
+from .redis_connection import RedisConnection, connect
+from .store import readiness
+from .store.reading_store import ReadingStore
+from .store.sensor_views import SensorViews
+from .store.replay_guard import ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,20 @@ class Services:
             raise Misconfigured(f"invalid setting: {exc}") from exc
 
     @cached_property
+    def redis(self) -> RedisConnection:
+        return connect(self.settings)
+
+    @cached_property
     def store(self) -> ReadingStore:
-        return ReadingStore(connect(self.settings))
+        return ReadingStore(self.redis)
+
+    @cached_property
+    def replay_guard(self) -> ReplayGuard:
+        return ReplayGuard(self.redis)
+
+    def problem(self) -> str | None:
+        """What keeps the functions from working with Redis now (the readiness probe)."""
+        return readiness.problem(self.redis)
 
     @cached_property
     def views(self) -> SensorViews:

@@ -67,7 +67,7 @@ def in_process(model_path: Path, redis_env: Mapping[str, str]) -> Iterator[Detec
     try:
         yield call
     finally:
-        services.store.close()
+        services.redis.close()
 
 
 @contextmanager

@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                       "another with --port", args.port)
             return 2
         args.port = sock.getsockname()[1]  # the one the system chose for --port 0
-        gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.store.problem,
+        gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.problem,
                           max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue)
         own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         url = f"http://{own_host}:{args.port}"

@@ -11,7 +11,7 @@ import math
 import re
 from urllib.parse import urljoin
 
-from shared.store import detector_key
+from shared.store.keys import detector_key
 from tests.conftest import ON_BOTH_LAYOUTS
 
 WINDOW = 10
@@ -99,6 +99,61 @@ def test_a_taken_timestamp_is_refused_and_never_overwritten(api, redis_client):
     assert batch.status_code == 409
     assert batch.json()["stored"] == 1 and batch.json()["conflicts"] == [1700000000000]
     assert stored_values(redis_client) == [10.0, 2.0]
+
+
+def test_a_retried_reading_is_already_stored_and_stored_once(api, redis_client):
+    """A retry (same sensor, timestamp and value: a lost answer, MQTT's at-least-once) is 200."""
+    assert api.json("nuevo", dato="10.5", timestamp="1700000000000").status_code == 200
+    again = api.json("nuevo", dato="10.50", timestamp="2023-11-14T22:13:20Z")  # the same reading
+    assert again.status_code == 200
+    assert again.json() == {"sensor": "mediciones", "timestamp": 1700000000000, "value": 10.5,
+                            "duplicate": True, "message": again.json()["message"]}
+    assert again.json()["message"].startswith("already stored")
+    page = api.get("nuevo", dato="10.5", timestamp="1700000000000")
+    assert page.status_code == 200 and "Reading already stored" in page.text
+    assert api.json("nuevo", dato="10.6", timestamp="1700000000000").status_code == 409
+    assert stored_values(redis_client) == [10.5]
+
+
+def test_detectar_answers_a_retry_with_the_kept_verdict_and_judges_it_once(api, redis_client):
+    next_time = feed(api, [70.0] * WINDOW)
+    verdict = api.json("detectar", dato="95", timestamp=str(next_time)).json()
+    assert verdict["anomaly"] is True and verdict["alert"] is True
+    state = redis_client.hgetall(detector_key("mediciones"))
+    again = api.json("detectar", dato="95", timestamp=str(next_time))
+    assert again.status_code == 200
+    assert {key: again.json()[key] for key in ("timestamp", "value", "duplicate", "anomaly",
+                                               "alert")} == {
+        "timestamp": next_time, "value": 95.0, "duplicate": True, "anomaly": True, "alert": True}
+    assert "not judged twice" in again.json()["message"] and "window" not in again.json()
+    assert redis_client.hgetall(detector_key("mediciones")) == state  # the rule saw it once
+    page = api.get("detectar", dato="95", timestamp=str(next_time)).text
+    assert "Reading already stored" in page and "Kept as an anomaly that started an event" in page
+    calm = api.json("detectar", dato="70", timestamp=str(next_time + 300_000)).json()
+    retried = api.json("detectar", dato="70", timestamp=str(next_time + 300_000)).json()
+    assert calm["anomaly"] is False and (retried["anomaly"], retried["alert"]) == (False, False)
+    refused = api.json("detectar", dato="96", timestamp=str(next_time))
+    assert refused.status_code == 409 and "different reading" in refused.json()["error"]
+    assert api.json("listar").json()["total"] == WINDOW + 2
+
+
+def test_a_batch_counts_readings_stored_before_as_already_stored(api, redis_client):
+    start = 1_700_000_000_000
+    readings = [{"dato": 20 + i, "timestamp": start + i * 1000} for i in range(3)]
+    assert api.post("nuevo", {"sensor": "lote", "readings": readings},
+                    params={"format": "json"}).json() == {"sensor": "lote", "stored": 3}
+    retried = api.post("nuevo", {"sensor": "lote", "readings": readings + [
+        {"dato": 30, "timestamp": start + 3000}]}, params={"format": "json"})
+    assert retried.status_code == 200
+    assert retried.json() == {"sensor": "lote", "stored": 1, "already_stored": 3}
+    mixed = api.post("nuevo", {"sensor": "lote", "readings": [
+        readings[0], {"dato": 99, "timestamp": start + 1000}]}, params={"format": "json"})
+    assert mixed.status_code == 409
+    assert {key: mixed.json()[key] for key in ("stored", "already_stored", "conflicts")} == {
+        "stored": 0, "already_stored": 1, "conflicts": [start + 1000]}
+    page = api.post("nuevo", {"sensor": "lote", "readings": readings}).text
+    assert "3 readings were already stored" in page
+    assert stored_values(redis_client, "lote") == [20.0, 21.0, 22.0, 30.0]
 
 
 def test_listar_is_newest_first_with_total_count_and_range(api, redis_client):

@@ -24,7 +24,7 @@ from infra.local.functions import load_functions
 from infra.local.gateway import Context, Event, template_response
 from shared.params import MAX_TIMESTAMP_MS
 from shared.services import SERVICES
-from shared.store import anomalies_key
+from shared.store.keys import anomalies_key
 
 FUNCTIONS = ("nuevo", "listar", "detectar")
 PARAMETERS = ("dato", "sensor", "timestamp", "count", "from", "to", "format", "readings")
@@ -55,7 +55,7 @@ def call(redis_server, redis_client, handlers):
     saved = dict(SERVICES.__dict__)
     SERVICES.__dict__.update(_env={**redis_server.env(), "API_TOKEN_FILE": ""},
                              _detector=None)
-    for cached in ("settings", "store"):
+    for cached in ("settings", "redis", "store", "replay_guard"):
         SERVICES.__dict__.pop(cached, None)
 
     def invoke(function: str, method: str = "GET", query: bytes | str = b"", body: bytes = b"",
@@ -69,8 +69,8 @@ def call(redis_server, redis_client, handlers):
         return response.status_code, response.get_data(as_text=True), response.content_type
 
     yield invoke
-    if "store" in SERVICES.__dict__:
-        SERVICES.store.close()
+    if "redis" in SERVICES.__dict__:
+        SERVICES.redis.close()
     SERVICES.__dict__.clear()
     SERVICES.__dict__.update(saved)
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from shared import signing
-from shared.store import anomalies_key
+from shared.store.keys import anomalies_key
 from tests.support.stack import LocalStack
 
 TOKEN = "s3cr3t-t0ken-of-the-plant"

@@ -15,7 +15,7 @@ import pytest
 from models.evaluation import nab
 from models.evaluation.scoring import score
 from models.locations import DEFAULT_MODEL
-from shared import rules, scaling
+from shared import rules, standardise
 from shared.serving.checkpoint import read_variables
 from shared.serving.description import load_description, resolve_version_dir
 from shared.serving.engine import EmbeddedModel
@@ -29,7 +29,7 @@ def assert_the_model_cards_figures(version_dir: Path) -> None:
     series = nab.load_machine_temperature(NAB_DATA_DIR)
     values, w = series.values, description.window
     newest_first = np.stack([values[i - w:i][::-1] for i in range(w, len(values))])
-    scaled, offset, scale = scaling.scale_windows(newest_first, description.scaling)
+    scaled, offset, scale = standardise.scale_windows(newest_first, description.scaling)
     ordered = scaled[:, ::-1] if description.input_order == "oldest_first" else scaled
     engine = EmbeddedModel.load(version_dir, description)
     output = engine.predict(ordered[..., None].astype(np.float32))

@@ -10,7 +10,7 @@ import sys
 from shared.config import REPO_ROOT, load_settings
 from shared.migrate import migrate
 from shared.redis_connection import connect
-from shared.store import alerts_key, anomalies_key, detector_key
+from shared.store.keys import alerts_key, anomalies_key, detector_key
 from tests.conftest import ON_BOTH_LAYOUTS, cluster_env
 from tests.support.stack import LocalStack
 

@@ -9,6 +9,7 @@ import pytest
 from infra.alert_forwarder import AlertForwarder
 from shared.config import load_settings
 from shared.redis_connection import connect
+from shared.store.reading_store import ReadingStore
 from tests.conftest import cluster_env
 from tests.support.alertmanager import Alertmanager, find_alertmanager, webhook
 
@@ -39,6 +40,14 @@ def redis_env(redis_layout, redis_client, request) -> dict[str, str]:
     if redis_layout == "cluster":
         return cluster_env(request.getfixturevalue("redis_cluster"))
     return {**request.getfixturevalue("redis_server").env(), "REDIS_CLUSTER": "0"}
+
+
+@pytest.fixture
+def store(redis_env):
+    """The store detectar writes its verdicts with, over the test's Redis."""
+    store = ReadingStore(connect(load_settings(redis_env)))
+    yield store
+    store.connection.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from infra.alert_forwarder import ForwarderConfigError, alert_of, alertmanager_urls, iso
-from shared.outbox import CHANNEL, entries, outbox_key
+from shared.outbox import entries, outbox_key
 from tests.conftest import ON_BOTH_LAYOUTS
 from tests.infra.alerts.conftest import needs_alertmanager
 from tests.support.alertmanager import find_amtool
@@ -25,11 +25,12 @@ def verdict(sensor: str, timestamp: int, value: float = 250.5, **fields) -> dict
             "explanation": f"{value} is far above the 68.00 to 72.40 normal now.", **fields}
 
 
-def record(redis_client, document: dict) -> None:
-    """What the verdict script does with a verdict's outbox entries: XADD, then PUBLISH."""
-    for entry in entries(document):
-        redis_client.xadd(outbox_key(document["sensor"]), entry)
-    redis_client.publish(CHANNEL, document["sensor"])
+def record(store, document: dict) -> None:
+    """The verdict written as detectar writes it (the verdict script: marks, band, outbox)."""
+    band = tuple(document.get(name) for name in ("expected", "lower", "upper"))
+    store.record_verdict(document["sensor"], document["timestamp"], document["value"],
+                         bool(document["alert"]), bool(document["alert"]), {}, {},
+                         band if None not in band else None, entries(document))
 
 
 def pending(redis_client, sensor: str) -> int:
@@ -73,13 +74,13 @@ def test_a_verdict_without_the_detail_fields_still_makes_an_alert():
 @needs_alertmanager
 @ON_BOTH_LAYOUTS
 def test_an_alert_arrives_with_its_labels_and_annotations_then_resolves(
-        redis_client, alertmanager, receiver, forwarding):
+        redis_client, store, alertmanager, receiver, forwarding):
     with forwarding(alertmanager.url):
-        record(redis_client, verdict("horno-3", T0))
+        record(store, verdict("horno-3", T0))
         alert, = receiver.wait_for(1, sensor="horno-3")
         assert alert["labels"]["kind"] == "high" and alert["startsAt"].startswith("2023-11-14T22:13:20")
         assert alert["annotations"]["explanation"].startswith("250.5 is far above")
-        record(redis_client, {"sensor": "horno-3", "timestamp": T0 + 60_000, "value": 70.1,
+        record(store, {"sensor": "horno-3", "timestamp": T0 + 60_000, "value": 70.1,
                               "alert": False, "resolved": "high"})
         resolved, = receiver.wait_for(1, status="resolved", sensor="horno-3")
         assert resolved["endsAt"].startswith("2023-11-14T22:14:20")
@@ -92,11 +93,11 @@ def test_an_alert_arrives_with_its_labels_and_annotations_then_resolves(
 
 @needs_alertmanager
 def test_alerts_raised_while_alertmanager_is_down_arrive_once_it_is_back(
-        redis_client, alertmanager, receiver, forwarding):
+        redis_client, store, alertmanager, receiver, forwarding):
     with forwarding(alertmanager.url, resend_s=1.0):
         alertmanager.stop()
         for k, sensor in enumerate(("horno-1", "horno-2", "horno-3")):
-            record(redis_client, verdict(sensor, T0 + k))
+            record(store, verdict(sensor, T0 + k))
         time.sleep(2)  # the forwarder has tried, and tries again (and re-sends) meanwhile
         assert receiver.alerts() == []
         alertmanager.start()
@@ -108,10 +109,10 @@ def test_alerts_raised_while_alertmanager_is_down_arrive_once_it_is_back(
 
 @needs_alertmanager
 def test_an_entry_read_but_not_delivered_is_delivered_by_the_next_forwarder(
-        redis_client, alertmanager, receiver, forwarding):
+        redis_client, store, alertmanager, receiver, forwarding):
     alertmanager.stop()
     with forwarding(alertmanager.url):
-        record(redis_client, verdict("horno-3", T0))
+        record(store, verdict("horno-3", T0))
         deadline = time.monotonic() + 5
         while not pending(redis_client, "horno-3"):
             assert time.monotonic() < deadline, "the forwarder never read the entry"
@@ -123,13 +124,13 @@ def test_an_entry_read_but_not_delivered_is_delivered_by_the_next_forwarder(
 
 @needs_alertmanager
 def test_every_alertmanager_of_the_list_gets_every_alert(
-        redis_client, alertmanager, receiver, forwarding, tmp_path):
+        redis_client, store, alertmanager, receiver, forwarding, tmp_path):
     from tests.support.alertmanager import Alertmanager
     (tmp_path / "second").mkdir()
     second = Alertmanager(alertmanager.executable, tmp_path / "second", receiver.url).start()
     try:
         with forwarding(alertmanager.url, second.url):
-            record(redis_client, verdict("horno-3", T0))
+            record(store, verdict("horno-3", T0))
             deadline = time.monotonic() + 10
             while not (alertmanager.alerts() and second.alerts()):
                 assert time.monotonic() < deadline, "an Alertmanager never got the alert"
@@ -142,13 +143,13 @@ def test_every_alertmanager_of_the_list_gets_every_alert(
 @pytest.mark.skipif(find_amtool() is None, reason="amtool is not installed (it comes with "
                                                    "prometheus-alertmanager)")
 def test_a_silenced_sensors_alert_is_held_back_while_others_arrive(
-        redis_client, alertmanager, receiver, forwarding):
+        redis_client, store, alertmanager, receiver, forwarding):
     subprocess.run([find_amtool(), "silence", "add", "sensor=horno-3", "--duration=2h",
                     "--comment=maintenance", "--author=test",
                     f"--alertmanager.url={alertmanager.url}"], check=True, capture_output=True)
     with forwarding(alertmanager.url):
-        record(redis_client, verdict("horno-3", T0))
-        record(redis_client, verdict("horno-4", T0))
+        record(store, verdict("horno-3", T0))
+        record(store, verdict("horno-4", T0))
         assert len(receiver.wait_for(1, sensor="horno-4")) == 1
         deadline = time.monotonic() + 10
         while not alertmanager.alerts() or len(alertmanager.alerts()) < 2:

@@ -23,7 +23,7 @@ from infra.mqtt_bridge import BridgeConfigError, MqttBridge, gateway_topics, par
 from shared import signing
 from shared.errors import BadRequest
 from shared.params import merged_params, topic_sensor
-from shared.store import detector_key
+from shared.store.keys import detector_key
 from tests.support.http_server import http_server
 from tests.support.mqtt_broker import MqttBroker, publish
 from tests.support.stack import LocalStack

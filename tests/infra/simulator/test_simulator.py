@@ -12,7 +12,7 @@ from infra.simulator.__main__ import main
 from infra.simulator.report import render_text, score
 from infra.simulator.scenario import (CADENCE_S, KINDS, Anomaly, Plan, SensorSeries, generate,
                                       inject, replay, sensor_names, stamp)
-from shared.store import anomalies_key
+from shared.store.keys import anomalies_key
 
 PLAN = Plan(warmup=100, tolerance=12, holdoff=50, gap=10)
 

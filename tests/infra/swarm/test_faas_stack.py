@@ -6,6 +6,7 @@ import ast
 import re
 
 from shared.config import load_settings
+from shared.store.scripts import ALL, LUA_DIR
 from tests.infra.stackfiles import (
     COMMON_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
     shell_array,
@@ -45,6 +46,13 @@ def test_provider_and_template():
     assert source.startswith("https://github.com/openfaas/python-flask-template")
     assert "#" in source, "the template is not pinned to a git ref"
     assert set(STACK["configuration"]["copy"]) == {"shared", "models/modelo"}
+
+
+def test_the_images_carry_the_stores_lua_scripts():
+    """faas-cli copies `shared` whole: the scripts the store reads from files go with it."""
+    copied = [REPO_ROOT / path for path in STACK["configuration"]["copy"]]
+    assert any(LUA_DIR.is_relative_to(folder) for folder in copied)
+    assert {path.stem for path in LUA_DIR.glob("*.lua")} == {script.name for script in ALL}
 
 
 def test_the_three_functions_and_their_handlers():

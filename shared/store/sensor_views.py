@@ -1,55 +1,20 @@
 """What listar's pages read beside a sensor's readings: the sensors overview, and a sensor's
 judgements (expected value and normal band), alert log and anomaly count over a range.
 
-Reads only, each one round trip per Redis master (the overview) or one script on the
-sensor's slot (the rest); nothing here waits for replicas.
+Reads only: a few commands per Redis master (the overview) or one script on the sensor's
+slot (lua/extras.lua); nothing here waits for replicas.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from .outbox import outbox_key
-from .readings import SensorSummary
-from .redis_connection import RedisConnection
-from .store import anomalies_key, band_keys, _store_errors
 
-# A sensor's judgements in [start, end], its alert log and its anomaly count:
-# {"t e l u t e l u ...", {entry fields...}..., anomalies total}.
-EXTRAS_SCRIPT = """#!lua flags=no-writes
-local function range(key)
-  local found = redis.pcall('TS.RANGE', key, ARGV[1], ARGV[2])
-  if type(found) == 'table' and found.err then
-    if string.find(found.err, 'does not exist', 1, true) then return {} end
-    error(found.err)
-  end
-  local out = {}
-  for i, sample in ipairs(found) do
-    local v = sample[2]
-    if type(v) == 'table' then v = v.ok end
-    out[string.format('%.0f', sample[1])] = v
-  end
-  return out
-end
-local expected, lower, upper = range(KEYS[1]), range(KEYS[2]), range(KEYS[3])
-local band = {}
-for t, e in pairs(expected) do
-  if lower[t] and upper[t] then band[#band + 1] = t .. ' ' .. e .. ' ' .. lower[t] .. ' ' .. upper[t] end
-end
-local total = 0
-local info = redis.pcall('TS.INFO', KEYS[4])
-if not info.err then
-  for i = 1, #info, 2 do
-    local name = info[i]
-    if type(name) == 'table' then name = name.ok end
-    if name == 'totalSamples' then total = info[i + 1] break end
-  end
-end
-local log = {}
-if redis.call('EXISTS', KEYS[5]) == 1 then log = redis.call('XRANGE', KEYS[5], '-', '+') end
-local entries = {}
-for i, entry in ipairs(log) do entries[i] = table.concat(entry[2], '\\n') end
-return {table.concat(band, ' '), total, entries}
-"""
+from ..outbox import outbox_key
+from ..readings import SensorSummary
+from ..redis_connection import RedisConnection
+from .errors import store_errors
+from .keys import anomalies_key, band_keys, readings_key
+from .scripts import EXTRAS
 
 
 @dataclass(frozen=True)
@@ -76,7 +41,7 @@ class SensorViews:
     def overview(self) -> list[SensorSummary]:
         """Every sensor with readings: its newest reading, its state and its last alert;
         those in an event first, then by name."""
-        with _store_errors("(all)", writing=False):
+        with store_errors("(all)", writing=False):
             newest, judged, alerted = {}, {}, {}
             for client in self.connection.masters():
                 newest.update({s: (t, v) for s, t, v in _mget(client, "reading")})
@@ -102,9 +67,12 @@ class SensorViews:
         return sorted(summaries, key=lambda s: (s.state != "in an event", s.sensor))
 
     def extras(self, sensor: str, start: int | str, end: int | str) -> SensorExtras:
-        keys = [*band_keys(sensor), anomalies_key(sensor), outbox_key(sensor)]
-        with _store_errors(sensor, writing=False):
-            band, total, log = self.connection.run(EXTRAS_SCRIPT, keys, [start, end], writes=False)
+        expected, lower, upper = band_keys(sensor)
+        with store_errors(sensor, writing=False):
+            band, total, log = EXTRAS.run(self.connection, expected_key=expected, lower_key=lower,
+                                          upper_key=upper, anomalies_key=anomalies_key(sensor),
+                                          outbox_key=outbox_key(sensor), range_start=start,
+                                          range_end=end)
         numbers = band.split()
         judged = {int(numbers[i]): (float(numbers[i + 1]), float(numbers[i + 2]), float(numbers[i + 3]))
                   for i in range(0, len(numbers), 4)}
@@ -120,9 +88,10 @@ class SensorViews:
 
     def newest(self, sensor: str) -> int | None:
         """The time of the sensor's newest reading, None when it has none."""
-        with _store_errors(sensor, writing=False):
-            client = self.connection.master_client(sensor)
-            if not client.exists(sensor):
+        key = readings_key(sensor)
+        with store_errors(sensor, writing=False):
+            client = self.connection.master_client(key)
+            if not client.exists(key):
                 return None
-            return int(client.execute_command("TS.GET", sensor)[0])
+            return int(client.execute_command("TS.GET", key)[0])
 

@@ -1,4 +1,5 @@
-"""Raw window -> model input, and the model's prediction -> degrees again (pure functions).
+"""Window standardisation: raw window -> model input, and the model's prediction -> degrees
+again (pure functions).
 
 The description's `scaling` object says how (docs/architecture.md):
 
