@@ -211,3 +211,31 @@ def test_grafana_starts_offline_from_the_image_we_build():
     for mount in mounts:
         assert not (plugins_dir + "/").startswith(mount.rstrip("/") + "/"), "hidden by a volume"
     assert grafana["image"].startswith("anomalias/grafana:")  # ours, not grafana/grafana
+
+
+def test_the_band_and_alert_queries_against_redis(redis_client, redis_server):
+    """What the verdict script stores (shared/store/lua/verdict.lua) is what the panel's
+    band queries and the alerts annotation find, for the selected sensor only."""
+    from shared.config import load_settings
+    from shared.redis_connection import connect
+    from shared.store.reading_store import ReadingStore
+
+    store = ReadingStore(connect(load_settings(redis_server.env())))
+    start = 1_700_000_000_000
+    for sensor in ("horno-1", "horno-2"):
+        for i in range(3):
+            store.record_verdict(sensor, start + i * 60_000, 95.0 if i == 2 else 70.0, i == 2,
+                                 i == 2, {}, {}, (70.0, 68.0 + i, 72.0 + i))
+    store.connection.close()
+    targets = {t["filter"].split(" ")[0]: t for _, t in _redis_targets()}
+
+    def run(kind: str) -> dict[str, list]:
+        reply = redis_client.execute_command(*mrange_args(targets[kind], ["horno-1"], start,
+                                                          start + 600_000))
+        return {dict(labels)[b"sensor"].decode(): samples for _key, labels, samples in reply}
+
+    assert [float(v) for _, v in run("kind=expected")["horno-1"]] == [70.0, 70.0, 70.0]
+    assert [float(v) for _, v in run("kind=lower")["horno-1"]] == [68.0, 69.0, 70.0]
+    assert [float(v) for _, v in run("kind=upper")["horno-1"]] == [72.0, 73.0, 74.0]
+    alerts = run("kind=alert")
+    assert list(alerts) == ["horno-1"] and [float(v) for _, v in alerts["horno-1"]] == [95.0]
