@@ -27,7 +27,7 @@ td{text-align:right}th{text-align:left}.facts td,td.time{text-align:left}.nowrap
 .verdict{font-size:3rem;font-weight:bold;margin:.5rem 0}.true{color:#c62828}.false{color:#2e7d32}
 .unknown{color:#777}.anomaly td{color:#c62828;font-weight:bold}
 .wide{overflow-x:auto}.meta{color:#666;font-size:.9rem}h1,p,.id{overflow-wrap:anywhere}
-td.kind,td.text,td.verdict-cell,td.id{text-align:left}td.text{min-width:12rem}.nav a,.nav b{white-space:nowrap}
+td.kind,td.text,td.verdict-cell,td.id{text-align:left}.nav a,.nav b{white-space:nowrap}
 @media (max-width:600px){body{margin:.5rem}h1{font-size:1.5rem}td,th{padding:.2rem .4rem}}
 """ + CHART_STYLE
 TABLE_ROWS = 500  # a page stays readable; the chart and the JSON answer hold every reading
@@ -191,20 +191,22 @@ def _alerts_table(events: Sequence[Mapping[str, Any]], kind_at: Callable[[int], 
                         key=lambda e: -int(e["timestamp"])):
         t = int(entry["timestamp"])
         closed = min((c for c in closes.get(entry["kind"], []) if c > t), default=None)
-        band = (f'{number(float(entry["lower"]))} to {number(float(entry["upper"]))}'
-                if "lower" in entry and "upper" in entry else "")
-        expected = number(float(entry["expected"])) if "expected" in entry else ""
+        what = escape(entry["kind"]) + (f", severity {escape(entry['severity'])}"
+                                        if "severity" in entry else "")
+        expected = (f'<br><span class="meta">expected {number(float(entry["expected"]))}'
+                    + (f', normal {number(float(entry["lower"]))} to {number(float(entry["upper"]))}'
+                       if "lower" in entry and "upper" in entry else "") + "</span>"
+                    if "expected" in entry else "")
+        ended = f"closed {clock_html(closed)}" if closed else "open"
         rows.append(
-            f'<tr>{_time(t)}<td class="kind">{escape(entry["kind"])}</td>'
-            f'<td>{escape(entry.get("severity", ""))}</td><td>{number(float(entry["value"]))}</td>'
-            f'<td>{expected} <span class="meta">{band}</span></td>'
-            f'<td class="text">{escape(entry.get("explanation", ""))}</td>'
-            + (_time(closed) if closed else '<td class="time">open</td>') + "</tr>")
+            f'<tr><td class="time">{clock_html(t)}<br><span class="kind">{what}</span></td>'
+            f'<td>{number(float(entry["value"]))}{expected}</td>'
+            f'<td class="text">{escape(entry.get("explanation", ""))}<br>'
+            f'<span class="meta">{ended}</span></td></tr>')
     if not rows:
         return ""
-    return (f'<h2>Alerts</h2><div class="wide"><table class="alerts"><tr><th>time</th><th>kind</th>'
-            f'<th>severity</th><th>value</th><th>expected (band)</th><th>explanation</th>'
-            f'<th>closed</th></tr>{"".join(rows)}</table></div>')
+    return (f'<h2>Alerts</h2><div class="wide"><table class="alerts"><tr><th>time, kind</th>'
+            f'<th>value</th><th>explanation</th></tr>{"".join(rows)}</table></div>')
 
 
 def history_html(sensor: str, total: int, readings: list[tuple[int, float]],
