@@ -69,3 +69,11 @@ def test_earlier_anomalies_off_the_page_are_counted_and_the_kind_is_in_words(api
     assert "1 more reading of the sensor was flagged outside this range" in page
     whole = text_of(api.get("listar", sensor="horno-1").text)
     assert "alert: new event" in whole and "not judged" in whole
+
+
+def test_the_verdict_page_says_alert_yes_or_no(api, redis_client):
+    after = load(api, "horno-1", 30, 300_000)
+    spike = text_of(api.get("detectar", sensor="horno-1", dato="250", timestamp=str(after)).text)
+    assert "alert: yes" in spike
+    calm = text_of(api.get("detectar", sensor="horno-2", dato="20").text)  # not judged yet
+    assert "alert: no" in calm
