@@ -15,7 +15,7 @@ Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
    replica and, for the cost of that, not waiting (REDIS_WAIT_REPLICAS=0);
 5. `detectar` with the alert forwarder on (ALERTMANAGER_URL naming an Alertmanager that is
    down, so the forwarder keeps retrying an undelivered alert) and off: two stacks side by
-   side, loaded in turn three times each, the medians compared;
+   side, loaded in turn five times each, the medians compared;
 6. the embedded engine alone (µs per window) and the TF Serving client's cost per call
    against the local TF-Serving-compatible server (infra/bench/tfserving_standin.py);
 7. memory (RSS, PSS) of every process.
@@ -267,7 +267,7 @@ def raise_alert(stack: Stack, sensor: str, clock: Clock) -> None:
 
 
 def forwarding_runs(folder: Path, wrk: str, args: argparse.Namespace, clock: Clock,
-                    stack_options: dict[str, Any], rounds: int = 3) -> dict[str, Any]:
+                    stack_options: dict[str, Any], rounds: int = 5) -> dict[str, Any]:
     """detectar with the alert forwarder off and on: two stacks side by side, loaded in
     turn `rounds` times each (off, on, off, on, ...), so that whatever else the machine does
     weighs on both alike; the medians are compared. The forwarder's Alertmanager is a port

@@ -102,7 +102,7 @@ def forwarding_table(results: dict[str, Any]) -> list[str]:
         return []
     out = ["", "`detectar` (20-reading sensor) with the alert forwarder off and on, its "
            "Alertmanager down and an alert waiting in the outbox (two stacks side by side, "
-           "loaded in turn three times each; the median run of each):", "",
+           "loaded in turn five times each; the median run of each):", "",
            "| alert forwarding | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|"]
     for label, run in results["forwarding"].items():
         out.append(f"| {label} | {run['rate']:,.0f} | {run['p50_ms']} | {run['p99_ms']} "
