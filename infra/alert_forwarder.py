@@ -267,6 +267,12 @@ class AlertForwarder:
             return False
         if 200 <= answer.status_code < 300:
             return True
+        if 400 <= answer.status_code < 500 and answer.status_code not in (408, 429):
+            # Alertmanager keeps the valid alerts of a batch and refuses the others, which
+            # would be refused again: say so, and do not hold the ones after them back.
+            log.error("alerts: %s refused some alerts for good (%d %s); the others were taken",
+                      target.url, answer.status_code, answer.text[:300].replace("\n", " "))
+            return True
         log.warning("alerts: %s answered %d %s; trying again in %.1f s", target.url,
                     answer.status_code, answer.text[:200].replace("\n", " "), target.backoff_s)
         return False

@@ -159,3 +159,21 @@ def test_a_silenced_sensors_alert_is_held_back_while_others_arrive(
     states = {a["labels"]["sensor"]: a["status"]["state"] for a in alertmanager.alerts()}
     assert states == {"horno-3": "suppressed", "horno-4": "active"}  # it reached Alertmanager
     assert receiver.alerts() and all(a["labels"]["sensor"] == "horno-4" for a in receiver.alerts())
+
+
+@needs_alertmanager
+def test_an_alert_alertmanager_refuses_for_good_does_not_hold_back_the_next(
+        redis_client, store, alertmanager, receiver, forwarding):
+    """A close whose time is before its alert's start is refused (400) for good: it is
+    logged and acknowledged, and the alerts after it are delivered."""
+    with forwarding(alertmanager.url):
+        record(store, verdict("horno-3", T0 + 60_000))
+        assert len(receiver.wait_for(1, sensor="horno-3")) == 1
+        record(store, {"sensor": "horno-3", "timestamp": T0, "value": 70.1, "alert": False,
+                       "resolved": "high"})  # ends before it started
+        record(store, verdict("horno-4", T0))
+        assert len(receiver.wait_for(1, sensor="horno-4")) == 1
+        deadline = time.monotonic() + 5
+        while pending(redis_client, "horno-3") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pending(redis_client, "horno-3") == 0
