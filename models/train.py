@@ -12,7 +12,7 @@ What it does (reproducible: fixed seeds, TensorFlow op determinism, CPU):
 4. exports with Keras `model.export()` to models/modelo/<version>/ with model.json (the
    description the runtime reads: scaling, decision rule and its calibration, layers with
    their checkpoint keys, verified by reading the checkpoint back) and writes
-   models/models_config/models.config for TF Serving.
+   models/models_config/models.config for TF Serving (the files: models/export.py).
 
 The decision rule is `record_events` (shared/rules.py): gross departures from the first
 judgement, records of the month's range and of surprise against the sensor's time-of-day
@@ -30,15 +30,26 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shared import standardise
 
 from .evaluation import nab
+from .export import (
+    checkpoint_keys,
+    export_saved_model,
+    layer_description,
+    signature_output,
+    write_models_config,
+)
 from .locations import MODELS_DIR
+
+if TYPE_CHECKING:
+    import keras
 
 MODEL_NAME = "modelo"
 
@@ -163,80 +174,6 @@ def degree_metrics(model, values: np.ndarray, windows: TrainingWindows) -> dict[
     }
 
 
-def checkpoint_keys(model, version_dir: Path) -> list[str]:
-    """model.weights -> their checkpoint keys `variables/N`, matched by value on read-back.
-
-    Keras 3 numbers `variables/N` in the order of the model's *variables*, which may include
-    non-trainable seed-generator states, so N is not always the position in model.weights.
-    """
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
-    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    stored = {key[: -len(suffix)]: reader.get_tensor(key)
-              for key in reader.get_variable_to_shape_map()
-              if key.startswith("variables/") and key.endswith(suffix)}
-    keys = []
-    for position, weight in enumerate(model.weights):
-        value = np.asarray(weight.numpy())
-        expected = f"variables/{position}"
-        if expected in stored and stored[expected].shape == value.shape \
-                and np.array_equal(stored[expected], value):
-            keys.append(expected)
-            continue
-        matches = [k for k, v in stored.items() if v.shape == value.shape and np.array_equal(v, value)]
-        if len(matches) != 1:
-            raise RuntimeError(f"cannot place weight {weight.path} in the checkpoint: {matches}")
-        keys.append(matches[0])
-    return keys
-
-
-def layer_description(model, keys: list[str]) -> list[dict]:
-    gru, dense = model.get_layer("gru"), model.get_layer("next_reading")
-    if not gru.reset_after:
-        raise RuntimeError("the embedded engine computes only GRU reset_after=True")
-    position = {id(w): k for w, k in zip(model.weights, keys)}
-    return [
-        {"type": "gru", "units": gru.units, "activation": gru.activation.__name__,
-         "recurrent_activation": gru.recurrent_activation.__name__,
-         "return_sequences": False, "reset_after": True,
-         "weights": [position[id(w)] for w in gru.weights]},
-        {"type": "dense", "units": 1, "activation": dense.activation.__name__,
-         "weights": [position[id(w)] for w in dense.weights]},
-    ]
-
-
-def signature_output(version_dir: Path, window: int) -> str:
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    (spec,) = signature.structured_input_signature[1].values()
-    if list(spec.shape) != [None, window, 1] or spec.dtype != tf.float32:
-        raise RuntimeError(f"unexpected serving input {spec}")
-    outputs = list(signature.structured_outputs)
-    if len(outputs) != 1:
-        raise RuntimeError(f"expected one serving output, got {outputs}")
-    return outputs[0]
-
-
-def write_models_config(models_dir: Path) -> Path:
-    config_dir = models_dir / "models_config"
-    config_dir.mkdir(parents=True, exist_ok=True)
-    path = config_dir / "models.config"
-    path.write_text(
-        "model_config_list {\n"
-        "  config {\n"
-        f"    name: '{MODEL_NAME}'\n"
-        f"    base_path: '/models/{MODEL_NAME}'\n"
-        "    model_platform: 'tensorflow'\n"
-        # the functions ask for their own version by number: the previous one stays loaded
-        # until they are rebuilt with the new one
-        "    model_version_policy { latest { num_versions: 2 } }\n"
-        "  }\n"
-        "}\n", encoding="utf-8")
-    return path
-
-
 def confirm_overwrite(version_dir: Path, overwrite: bool) -> bool:
     if not version_dir.exists() or overwrite:
         return True
@@ -247,7 +184,7 @@ def confirm_overwrite(version_dir: Path, overwrite: bool) -> bool:
     return answer in ("y", "yes")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
     parser.add_argument("--version", type=int, default=1, help="model version folder (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
@@ -261,42 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.version < 1:
         parser.error("--version must be a positive integer")
+    return args
 
-    version_dir = args.models_dir / MODEL_NAME / str(args.version)
-    if not confirm_overwrite(version_dir, args.overwrite):
-        return 1
-    try:
-        series = nab.load_machine_temperature(
-            args.data_dir, setting="NAB_DATA_DIR" if args.data_dir is None else "--data-dir")
-    except nab.NabDataError as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 2
-    values = series.values
 
+def fit_metrics(history: dict[str, list[float]], seconds: float) -> dict[str, float]:
+    """The scaled losses at the epoch early stopping kept, and how long training took."""
+    best = int(np.argmin(history["val_loss"]))
+    return {"loss_train_scaled": float(history["loss"][best]),
+            "loss_validation_scaled": float(history["val_loss"][best]),
+            "epochs_run": len(history["loss"]), "best_epoch": best + 1,
+            "training_seconds": round(seconds, 2)}
+
+
+def describe(model: keras.Model, version_dir: Path, series: nab.NabSeries, windows: TrainingWindows,
+             seed: int, metrics: dict[str, float]) -> dict[str, Any]:
+    """model.json for the exported `version_dir`: what the runtime reads, and how it was made."""
     import keras
-    import shutil
     import tensorflow as tf
 
-    started = time.perf_counter()
-    windows = training_windows(values, WINDOW, TRAIN_ROWS)
-    model, history = train(windows, args.seed)
-    seconds = time.perf_counter() - started
-    metrics = degree_metrics(model, values, windows)
-    best = int(np.argmin(history["val_loss"]))
-    metrics.update({"loss_train_scaled": float(history["loss"][best]),
-                    "loss_validation_scaled": float(history["val_loss"][best]),
-                    "epochs_run": len(history["loss"]), "best_epoch": best + 1,
-                    "training_seconds": round(seconds, 2)})
-
-    if version_dir.exists():
-        shutil.rmtree(version_dir)
-    version_dir.parent.mkdir(parents=True, exist_ok=True)
-    model.export(str(version_dir), verbose=False)
     keys = checkpoint_keys(model, version_dir)
     output = signature_output(version_dir, WINDOW)
-
     n_validation = int(len(windows.inputs) * VALIDATION_FRACTION)
-    description = {
+    return {
         "format": 1,
         "window": WINDOW,
         "input_order": INPUT_ORDER,
@@ -308,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "task": "predict the next reading from the WINDOW previous ones, window-standardised",
             "data": {"series": nab.SERIES, "source": f"{nab.UPSTREAM_REPO}@{nab.UPSTREAM_COMMIT}",
-                     "sha256": series.sha256, "rows_total": len(values),
+                     "sha256": series.sha256, "rows_total": len(series.values),
                      "rows_used": [0, TRAIN_ROWS - 1],
                      "samples": len(windows.inputs), "samples_validation": n_validation,
                      "labels_used": False},
@@ -316,15 +239,37 @@ def main(argv: list[str] | None = None) -> int:
                                 "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
                                 "loss": "mse", "optimizer": "adam",
                                 "validation_fraction": VALIDATION_FRACTION},
-            "seeds": {"keras.utils.set_random_seed": args.seed, "op_determinism": True},
+            "seeds": {"keras.utils.set_random_seed": seed, "op_determinism": True},
             "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                          "keras": keras.__version__, "numpy": np.__version__},
-            "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "metrics": metrics,
         },
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    version_dir = args.models_dir / MODEL_NAME / str(args.version)
+    if not confirm_overwrite(version_dir, args.overwrite):
+        return 1
+    try:
+        series = nab.load_machine_temperature(
+            args.data_dir, setting="NAB_DATA_DIR" if args.data_dir is None else "--data-dir")
+    except nab.NabDataError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    windows = training_windows(series.values, WINDOW, TRAIN_ROWS)
+    model, history = train(windows, args.seed)
+    seconds = time.perf_counter() - started
+    metrics = {**degree_metrics(model, series.values, windows), **fit_metrics(history, seconds)}
+
+    export_saved_model(model, version_dir)
+    description = describe(model, version_dir, series, windows, args.seed, metrics)
     (version_dir / "model.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-    config = write_models_config(args.models_dir)
+    config = write_models_config(args.models_dir, MODEL_NAME)
     print(f"exported {version_dir} ({seconds:.1f} s of training; "
           f"rmse {metrics['rmse_degrees_validation']:.3f} deg on the validation rows, "
           f"persistence {metrics['rmse_degrees_persistence_validation']:.3f}); wrote {config}")
