@@ -5,8 +5,11 @@ is back; a silenced sensor's alert never reaches the receiver."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +113,40 @@ def test_a_silenced_sensor_is_held_back_while_another_arrives(alerting, alertman
     assert len(receiver.wait_for(1, deadline_s=15, sensor="horno-working")) == 1
     time.sleep(3)
     assert not [a for a in receiver.alerts() if a["labels"]["sensor"] == "horno-maintenance"]
+
+
+def forwarders(stack: LocalStack) -> list[int]:
+    """The pids of the stack's forwarder processes (children of `python -m infra.local`)."""
+    found = []
+    for task in Path(f"/proc/{stack.process.pid}/task").glob("*"):
+        try:
+            children = [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for pid in children:
+            try:
+                if b"infra.alert_forwarder" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+def test_a_forwarder_that_dies_is_started_again_and_loses_nothing(alerting, receiver):
+    first, = forwarders(alerting)
+    os.kill(first, signal.SIGKILL)
+    now = int(time.time() * 1000)
+    a_normal_day(alerting, "horno-restart", now)
+    spike(alerting, "horno-restart", now)  # while no forwarder runs
+    deadline = time.monotonic() + 20
+    while forwarders(alerting) in ([], [first]):
+        assert time.monotonic() < deadline, "the forwarder was not started again"
+        time.sleep(0.1)
+    assert len(receiver.wait_for(1, deadline_s=40, sensor="horno-restart")) == 1
+    assert "alert forwarder exited" in alerting.log()
+
+
+def test_a_bad_alertmanager_url_stops_make_up_with_a_message(redis_server, tmp_path):
+    with pytest.raises(RuntimeError, match=r"cannot start: ALERTMANAGER_URL='ftp://x' is not valid"):
+        with LocalStack(redis_server, log_dir=tmp_path, env={"ALERTMANAGER_URL": "ftp://x"}):
+            pass
