@@ -156,6 +156,7 @@ class AlertForwarder:
         self.known: set[str] = set()  # sensors whose outbox has our group
         self.due: set[str] = set()  # sensors whose outbox may hold new entries
         self.resolving: set[str] = set()  # firing fields whose close is on its way
+        self.queued: set[tuple[str, bytes]] = set()  # entries on their way (read again: skipped)
         self._pubsub = None
         self._next_scan = self._next_resend = 0.0
         self.stopping = threading.Event()
@@ -214,12 +215,16 @@ class AlertForwarder:
                     self._queue(sensor, entry_id, _decoded(fields))
                 else:
                     client.xack(key, GROUP, entry_id)
-            if len(found) < READ_COUNT:
-                if start == ">":
+            if start == ">":
+                if len(found) < READ_COUNT:
                     return
-                start = ">"
+            else:  # our pending entries, after the last one read
+                start = found[-1][0] if len(found) == READ_COUNT else ">"
 
     def _queue(self, sensor: str, entry_id: bytes, entry: dict[str, str]) -> None:
+        if (sensor, entry_id) in self.queued:  # pending entries read again after a Redis error
+            return
+        self.queued.add((sensor, entry_id))
         firing_field = f"{sensor}\n{entry['kind']}"
         client = self.connection.master_client(FIRING_KEY)
         resolves = None
@@ -256,6 +261,7 @@ class AlertForwarder:
                 self.connection.master_client(FIRING_KEY).hdel(FIRING_KEY, delivery.resolves)
                 self.resolving.discard(delivery.resolves)
         client.xack(key, GROUP, delivery.entry_id)
+        self.queued.discard((delivery.sensor, delivery.entry_id))
 
     def _post(self, target: Target, alerts: list[dict[str, Any]]) -> bool:
         try:

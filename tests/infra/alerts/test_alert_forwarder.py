@@ -177,3 +177,23 @@ def test_an_alert_alertmanager_refuses_for_good_does_not_hold_back_the_next(
         while pending(redis_client, "horno-3") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pending(redis_client, "horno-3") == 0
+
+
+@needs_alertmanager
+def test_more_pending_entries_than_one_read_are_all_delivered_after_a_restart(
+        redis_client, store, alertmanager, receiver, forwarding):
+    """A forwarder stopped with 150 entries of one sensor read and not delivered
+    (Alertmanager down): the next one reads all of its pending entries, not the first
+    hundred again and again."""
+    alertmanager.stop()
+    with forwarding(alertmanager.url):
+        for k in range(150):
+            record(store, verdict("horno-3", T0 + k, kind=f"kind-{k}"))
+        deadline = time.monotonic() + 20
+        while pending(redis_client, "horno-3") < 150:
+            assert time.monotonic() < deadline, "the forwarder never read every entry"
+            time.sleep(0.1)
+    alertmanager.start()
+    with forwarding(alertmanager.url):
+        kinds = {a["labels"]["kind"] for a in receiver.wait_for(150, deadline_s=30)}
+    assert kinds == {f"kind-{k}" for k in range(150)}
