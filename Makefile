@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export NAB_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/nab)
 export REFERENCE_MODEL_DIR ?= $(wildcard $(CURDIR)/../shared/reference-model)
 
-.PHONY: up test train evaluate simulate bench deploy down clean
+.PHONY: up test lint redis-cli train evaluate simulate bench deploy down clean
 
 $(VENV)/.local: requirements/local.txt requirements/mqtt-bridge.txt shared/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,21 @@ $(VENV)/.dev: $(VENV)/.local requirements/dev.txt
 up: $(VENV)/.local          ## Redis + model + the three functions on http://127.0.0.1:8080
 	$(PY) -m infra.local $(ARGS)
 
-test: $(VENV)/.dev          ## the whole suite, against a real Redis server it starts
+test: lint $(VENV)/.dev     ## lint and types, then the whole suite against a real Redis it starts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev          ## ruff and mypy (settings in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 train: $(VENV)/.dev         ## retrain the model into models/modelo/
 	$(PY) -m models.train $(ARGS)
 
 evaluate: $(VENV)/.dev      ## stream the NAB series through detectar and score it
 	$(PY) -m infra.evaluate $(ARGS)
+
+redis-cli: $(VENV)/.local   ## redis-cli on the running `make up`'s Redis (ARGS="TS.INFO mediciones")
+	$(PY) -m infra.local.redis_cli $(ARGS)
 
 simulate: $(VENV)/.local    ## sensors with injected anomalies -> detectar -> report (needs make up)
 	$(PY) -m infra.simulator $(ARGS)

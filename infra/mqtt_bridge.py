@@ -38,14 +38,18 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 
 from shared.signing import SigningAuth
+
+if TYPE_CHECKING:  # imported when the bridge starts: only `make up` with MQTT_BROKER needs it
+    import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +141,7 @@ class MqttBridge:
         self._unrouted: set[str] = set()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._client = None
+        self._client: mqtt.Client | None = None
 
     # --- MQTT side (paho's network thread) ---------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
@@ -190,7 +194,7 @@ class MqttBridge:
             self._unrouted.add(topic)
             log.info("MQTT: no function has the topic annotation %r; its messages are dropped "
                      "(annotations must name the topic exactly, as connector-sdk matches)", topic)
-        results = []
+        results: list[tuple[str, int | None]] = []
         for name in names:
             headers = {**self.headers, "X-Topic": topic}
             try:
@@ -224,7 +228,7 @@ class MqttBridge:
                 log.exception("MQTT: delivering a message on %r failed", topic)
 
     # --- life cycle ------------------------------------------------------------------------------
-    def start(self) -> "MqttBridge":
+    def start(self) -> MqttBridge:
         import paho.mqtt.client as mqtt  # only `make up` with MQTT_BROKER needs it
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
@@ -232,7 +236,7 @@ class MqttBridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=0.5, max_delay=5)
+        client.reconnect_delay_set(min_delay=1, max_delay=5)  # whole seconds
         self._client = client
         self._worker = threading.Thread(target=self._work, name="mqtt-bridge", daemon=True)
         self._worker.start()
@@ -300,8 +304,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     env = os.environ
     secrets = Path(env.get("SECRETS_DIR", "/run/secrets"))
-    credentials = tuple((secrets / name).read_text().strip()
-                        for name in ("basic-auth-user", "basic-auth-password"))
+    credentials = ((secrets / "basic-auth-user").read_text().strip(),
+                   (secrets / "basic-auth-password").read_text().strip())
     key = (secrets / "api-token").read_text().strip() or None
     gateway = env.get("GATEWAY_URL", "http://gateway:8080").rstrip("/")
     listing = requests.Session()

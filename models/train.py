@@ -149,8 +149,8 @@ def train(windows: TrainingWindows, seed: int = SEED):
     model = build_model(WINDOW, UNITS)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="mse")
     history = model.fit(
-        windows.inputs, windows.targets, epochs=EPOCHS, batch_size=BATCH_SIZE, validation_split=VALIDATION_FRACTION,
-        shuffle=True, verbose=0,
+        windows.inputs, windows.targets, epochs=EPOCHS, batch_size=BATCH_SIZE,
+        validation_split=VALIDATION_FRACTION, shuffle=True, verbose=0,
         callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
     return model, history.history
 

@@ -1,7 +1,7 @@
 """What each function does, from validated parameters to a result in both formats.
 
-An action returns the JSON document (the documented shapes) and the HTML page of its result;
-endpoint.py picks one. Handlers name their action and nothing else.
+An action returns the JSON document (the documented shapes) and how to render the HTML page of
+its result; endpoint.py picks one (a page is rendered only when it is the answer). Handlers name their action and nothing else.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .store.reading_store import AlreadyStored
 class Result:
     status: int
     document: dict[str, Any]
-    html: str
+    page: Callable[[], str]  # the HTML answer, rendered on demand
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,14 @@ def _already_stored(sensor: str, already: AlreadyStored, value: float, judged: b
                                 "value": value, "duplicate": True, "message": message}
     if judged:
         document.update(anomaly=already.anomaly, alert=already.alert)
-    return Result(200, document, render.already_stored_html(document, host))
+    return Result(200, document, lambda: render.already_stored_html(document, host))
 
 
 def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
     if "readings" in params:
-        readings = parse_batch(params, services.settings.batch_max_readings)
+        readings = parse_batch(params, services.settings.batch_max_readings,
+                               services.settings.earliest_reading_ms)
         outcome = services.store.add_batch(sensor, readings)
         document: dict[str, Any] = {"sensor": sensor, "stored": outcome.stored}
         if outcome.already_stored:  # retried readings: stored before, value and all
@@ -60,20 +61,20 @@ def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
                             "the sensor already has other values at their timestamps",
                             conflicts=outcome.conflicts)
         return Result(409 if outcome.conflicts else 200, document,
-                      render.batch_html(sensor, outcome.stored, outcome.conflicts,
-                                        outcome.already_stored, host))
-    reading = parse_reading(params)
+                      lambda: render.batch_html(sensor, outcome.stored, outcome.conflicts,
+                                                outcome.already_stored, host))
+    reading = parse_reading(params, services.settings.earliest_reading_ms)
     timestamp = services.store.add(sensor, reading)
     if isinstance(timestamp, AlreadyStored):
         return _already_stored(sensor, timestamp, reading.value, False, host)
     return Result(200, {"sensor": sensor, "timestamp": timestamp, "value": reading.value},
-                  render.stored_html(sensor, timestamp, reading.value, host))
+                  lambda: render.stored_html(sensor, timestamp, reading.value, host))
 
 
 def _overview(services: Services, host: str) -> Result:
     sensors = services.views.overview()
     return Result(200, {"sensors": [asdict(s) for s in sensors]},
-                  render.overview_html(sensors, host))
+                  lambda: render.overview_html(sensors, host))
 
 
 def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -100,7 +101,7 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
         readings.append(reading)
     document = {"sensor": sensor, "total": history.total, "readings": readings,
                 "flagged_total": extras.flagged_total, "alerts": extras.events}
-    return Result(200, document, render.history_html(
+    return Result(200, document, lambda: render.history_html(
         sensor, history.total, history.readings, history.anomalies, history.alerts, query, host,
         band=extras.band, events=extras.events, flagged_total=extras.flagged_total, span=span))
 
@@ -120,7 +121,7 @@ def _judgement_and_alerts(base: dict[str, Any], verdict: Any) -> tuple[tuple | N
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
     sensor = parse_sensor(params.get("sensor"))
-    reading = parse_reading(params)
+    reading = parse_reading(params, services.settings.earliest_reading_ms)
     detector = services.detector  # loaded before storing: a broken model stores nothing
     stored = services.store.add_and_window(sensor, reading, detector.window_size)
     if isinstance(stored, AlreadyStored):
@@ -141,7 +142,7 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     for key in ("message", "note"):  # why it was not judged, or why it was not flagged
         if getattr(verdict, key):
             document[key] = getattr(verdict, key)
-    return Result(200, document, render.verdict_html(document, detector.rule.meaning, host))
+    return Result(200, document, lambda: render.verdict_html(document, detector.rule.meaning, host))
 
 
 NUEVO = Action("nuevo", writes=True, run=_nuevo,

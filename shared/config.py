@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
+
+from .timestamps import iso_to_ms
 
 T = TypeVar("T")
+D = TypeVar("D")  # a default may be of another type than the parsed value (None for "unset")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SENSOR = "mediciones"  # the replaced system's series, so its data stays visible
@@ -45,6 +49,7 @@ class Settings:
     list_default_count: int
     list_max_count: int
     batch_max_readings: int
+    earliest_reading_ms: int = 946_684_800_000  # EARLIEST_READING, 2000-01-01
 
 
 def _read_secret(path: str) -> str | None:
@@ -60,8 +65,8 @@ def _read_secret(path: str) -> str | None:
     return value or None
 
 
-def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T],
-           valid: Callable[[T], bool], expected: str) -> T:
+def _parse(env: Mapping[str, str], name: str, default: D, convert: Callable[[str], T],
+           valid: Callable[[T], bool], expected: str) -> T | D:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -74,17 +79,17 @@ def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str
     return value
 
 
-def _positive_int(env, name, default, maximum=10**9):
+def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int = 10**9) -> int:
     return _parse(env, name, default, int, lambda v: 0 < v <= maximum,
                   f"a whole number from 1 to {maximum}")
 
 
-def _positive_float(env, name, default):
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _parse(env, name, default, float, lambda v: math.isfinite(v) and v > 0,
                   "a positive number")
 
 
-def _choice(env, name, default, choices):
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     return _parse(env, name, default, str.lower, lambda v: v in choices,
                   "one of " + ", ".join(choices))
 
@@ -158,4 +163,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         list_default_count=min(_positive_int(env, "LIST_DEFAULT_COUNT", 100), list_max),
         list_max_count=list_max,
         batch_max_readings=_positive_int(env, "BATCH_MAX_READINGS", 10_000, 1_000_000),
+        # A reading before it is a mistake (seconds sent as milliseconds, a 0): refused.
+        earliest_reading_ms=_parse(env, "EARLIEST_READING", Settings.earliest_reading_ms,
+                                   iso_to_ms, lambda v: v >= 0,
+                                   "an ISO-8601 date from 1970 on, e.g. 2000-01-01"),
     )

@@ -25,12 +25,11 @@ def _query_pairs(query: Any) -> list[tuple[str, str]]:
     return list(query.items(multi=True) if hasattr(query, "getlist") else query.items())
 
 
-def _authorise(event: Any, action: Action, services: Services) -> None:
-    """A write must be signed for this call (shared/signing.py), and only once."""
-    settings = services.settings
-    max_age_ms = settings.signature_max_age_s * 1000
+def _authorise(event: Any, action: Action, services: Services, api_key: str) -> None:
+    """A write must be signed with `api_key` for this call (shared/signing.py), and only once."""
+    max_age_ms = services.settings.signature_max_age_s * 1000
     try:
-        signature = signing.verify(event.headers.get(signing.HEADER), settings.api_key.encode(),
+        signature = signing.verify(event.headers.get(signing.HEADER), api_key.encode(),
                                    action.name, _query_pairs(event.query), event.body or b"",
                                    max_age_ms)
     except signing.SignatureError as exc:
@@ -50,7 +49,7 @@ def _check(event: Any, action: Action, services: Services) -> None:
     if len(event.body or b"") > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
     if action.writes and settings.api_key is not None:
-        _authorise(event, action, services)
+        _authorise(event, action, services, settings.api_key)
 
 
 def _failure(status: int, message: str, as_json: bool, host: str,
@@ -83,4 +82,4 @@ def serve(event: Any, context: Any, action: Action, services: Services = SERVICE
                         error.headers())
     if as_json:
         return render.response(result.status, result.document, True)
-    return render.response(result.status, result.html, False)
+    return render.response(result.status, result.page(), False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .store import errors as store
 from .detection import ModelUnavailable
+from .store import errors as store
 
 
 class ApiError(Exception):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from typing import cast
 
 import redis
 
@@ -29,7 +31,7 @@ from .store.keys import DERIVED_KINDS, derived_key
 log = logging.getLogger(__name__)
 
 
-def old_keys(client: redis.Redis):
+def old_keys(client: redis.Redis) -> Iterator[tuple[str, str, str]]:
     """(old key, sensor, kind) of every derived key in the old layout on one server."""
     for kind in DERIVED_KINDS:
         for raw in client.scan_iter(match=f"*/{kind}", count=1000):
@@ -53,7 +55,8 @@ def move(connection: RedisConnection, old: str, new: str, kind: str) -> str:
         if src.renamenx(old, new):
             return "renamed"
     else:
-        payload = src.dump(old)
+        # redis-py types a reply as sync-or-async; a sync client's DUMP is bytes or None
+        payload = cast(bytes | None, src.dump(old))
         if payload is None:
             return "gone"
         try:
@@ -69,8 +72,8 @@ def move(connection: RedisConnection, old: str, new: str, kind: str) -> str:
     return "merged"
 
 
-def migrate(connection: RedisConnection) -> Counter:
-    done: Counter = Counter()
+def migrate(connection: RedisConnection) -> Counter[str]:
+    done: Counter[str] = Counter()
     for client in connection.masters():
         for old, sensor, kind in list(old_keys(client)):
             outcome = move(connection, old, derived_key(sensor, kind), kind)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from .config import DEFAULT_SENSOR
 from .errors import BadRequest
 from .readings import HistoryQuery, Reading
-from .timestamps import iso_to_ms
+from .timestamps import clock, iso_to_ms
 
 # A sensor id starts with a letter or digit: `.`, `..` or `-` alone would name no sensor
 # anyone meant, and read as paths or options wherever an id is used as one.
@@ -54,9 +54,21 @@ def _underflows(text: str, value: float) -> bool:
     return value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]) is not None
 
 
+def _short(text: str) -> str:
+    """A JSON number's text, refused past MAX_DATO_CHARS (as a `dato` in the query string is):
+    no parameter needs more, and a million digits would be read, then rounded away."""
+    if len(text) > MAX_DATO_CHARS:
+        raise BadRequest(f"body holds a number of more than {MAX_DATO_CHARS} characters")
+    return text
+
+
+def _int(text: str) -> int:
+    return int(_short(text))
+
+
 def _float(text: str) -> float:
     """A JSON number with a fraction or exponent; refused when too small to be told from 0."""
-    value = float(text)
+    value = float(_short(text))
     if _underflows(text, value):
         raise BadRequest(f"body holds {text[:64]}, a number too small to store (it would be 0)")
     return value
@@ -69,7 +81,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
         data = json.loads(text, parse_constant=_reject_constant, parse_float=_float,
-                          object_pairs_hook=_unique_keys)
+                          parse_int=_int, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8 text") from None
     except (ValueError, RecursionError):  # ValueError also: an integer of over 4,300 digits
@@ -204,14 +216,27 @@ def parse_timestamp(raw: Any, name: str = "timestamp", future: bool = False) -> 
     return millis
 
 
-def parse_reading(params: Mapping[str, Any]) -> Reading:
-    return Reading(parse_dato(params.get("dato")), parse_timestamp(params.get("timestamp")))
+def check_not_before(millis: int | None, earliest_ms: int) -> int | None:
+    """A reading's timestamp, refused before EARLIEST_READING: seconds sent for milliseconds
+    (1706702400: January 1970) or a 0 are mistakes, not readings of 1970."""
+    if millis is not None and millis < earliest_ms:
+        hint = (f" (did you mean {millis * 1000}, in milliseconds?)"
+                if earliest_ms <= millis * 1000 <= MAX_TIMESTAMP_MS else "")
+        raise BadRequest(f"timestamp {millis} is before {clock(earliest_ms)} "
+                         f"(EARLIEST_READING): timestamps are milliseconds since the epoch, "
+                         f"not seconds{hint}")
+    return millis
+
+
+def parse_reading(params: Mapping[str, Any], earliest_ms: int) -> Reading:
+    return Reading(parse_dato(params.get("dato")),
+                   check_not_before(parse_timestamp(params.get("timestamp")), earliest_ms))
 
 
 BATCH_ITEM_FIELDS = frozenset({"dato", "timestamp"})
 
 
-def parse_batch(params: Mapping[str, Any], max_readings: int) -> list[Reading]:
+def parse_batch(params: Mapping[str, Any], max_readings: int, earliest_ms: int) -> list[Reading]:
     """The request's `readings`, valid only as a whole: one bad reading rejects it all. They
     belong to the request's sensor, so an item naming anything else (its own `sensor`), or a
     `dato` beside the batch, is refused rather than stored where its sender did not mean."""
@@ -233,7 +258,7 @@ def parse_batch(params: Mapping[str, Any], max_readings: int) -> list[Reading]:
                              f"{', '.join(str(key)[:64] for key in unknown[:5])} (a batch's "
                              "sensor is the request's `sensor`)")
         try:
-            readings.append(parse_reading(item))
+            readings.append(parse_reading(item, earliest_ms))
         except BadRequest as exc:
             raise BadRequest(f"readings[{index}]: {exc.message}") from None
     stamps = [r.timestamp for r in readings if r.timestamp is not None]

@@ -15,18 +15,24 @@ cannot store anything twice).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import (AskError, ClusterDownError, MovedError, NoScriptError,
-                              RedisClusterException)
+from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, RedisClusterException
 from redis.retry import Retry
+from redis.typing import EncodableT
 
 from .config import Settings
 
 REDIRECTIONS = 5  # a slot moved during resharding or a failover: a few hops at most
+
+Keys = Sequence[str]
+Args = Sequence[EncodableT]
+Reply = Any  # whatever the script returns, as redis-py decodes Redis's reply
 
 
 class NotReplicated(redis.TimeoutError):
@@ -43,14 +49,14 @@ class RedisConnection:
         self.wait_ms = max(1, int(settings.redis_timeout_s * 500))
         self._scripts: dict[str, Script] = {}
 
-    def client_options(self) -> dict:
+    def client_options(self) -> dict[str, Any]:
         s = self.settings
         # The health check reconnects pooled connections that went stale while Redis was down.
-        return dict(password=s.redis_password, socket_timeout=s.redis_timeout_s,
-                    socket_connect_timeout=s.redis_timeout_s, health_check_interval=1,
-                    socket_keepalive=True)
+        return {"password": s.redis_password, "socket_timeout": s.redis_timeout_s,
+                "socket_connect_timeout": s.redis_timeout_s, "health_check_interval": 1,
+                "socket_keepalive": True}
 
-    def run(self, source: str, keys: list, args: list, writes: bool = True):
+    def run(self, source: str, keys: Keys, args: Args, writes: bool = True) -> Reply:
         """Run the script `source` on the master of its first key (EVALSHA, loaded again if
         Redis lost it: NOSCRIPT means it did not run); a script that `writes` waits for the
         replicas."""
@@ -70,15 +76,16 @@ class RedisConnection:
             script = self._scripts.setdefault(source, client.register_script(source))
         return script
 
-    def _execute(self, client: redis.Redis, source: str, keys: list, args: list, wait: int,
-                 asking: bool = False):
+    def _execute(self, client: redis.Redis, source: str, keys: Keys, args: Args, wait: int,
+                 asking: bool = False) -> Reply:
         script = self._script(client, source)
         if not wait and not asking:
             return script(keys, args, client=client)  # EVALSHA; on NOSCRIPT, load and again
         with client.pipeline(transaction=False) as pipe:  # one connection, in order
             if asking:
                 pipe.execute_command("ASKING")
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            # redis-py types evalsha's arguments as str; ours may be numbers, as EVALSHA takes
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             if wait:
                 pipe.execute_command("WAIT", wait, self.wait_ms)
             replies = pipe.execute()
@@ -87,7 +94,7 @@ class RedisConnection:
                                 f"{self.wait_ms} ms")
         return replies[1 if asking else 0]
 
-    def _on_master(self, key: str, source: str, keys: list, args: list, wait: int):
+    def _on_master(self, key: str, source: str, keys: Keys, args: Args, wait: int) -> Reply:
         raise NotImplementedError
 
     def master_client(self, key: str) -> redis.Redis:
@@ -108,7 +115,7 @@ class OneServer(RedisConnection):
         self.client = redis.Redis(host=host, port=port, retry=Retry(NoBackoff(), 0),
                                   **self.client_options())
 
-    def _on_master(self, key: str, source: str, keys: list, args: list, wait: int):
+    def _on_master(self, key: str, source: str, keys: Keys, args: Args, wait: int) -> Reply:
         return self._execute(self.client, source, keys, args, wait)
 
     def master_client(self, key: str) -> redis.Redis:
@@ -169,7 +176,7 @@ class Cluster(RedisConnection):
             raise redis.ConnectionError(f"no master known for key {key!r}") from exc
         return self.cluster.get_redis_connection(node)
 
-    def _on_master(self, key: str, source: str, keys: list, args: list, wait: int):
+    def _on_master(self, key: str, source: str, keys: Keys, args: Args, wait: int) -> Reply:
         asked = None
         for _ in range(REDIRECTIONS):
             try:

@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Mapping
 
 from .config import ConfigError, Settings, load_settings
 from .detection import Detector
 from .errors import Misconfigured
+from .redis_connection import RedisConnection, connect
 from .serving import Predictor
 from .serving.description import load_description, resolve_version_dir
 from .serving.engine import EmbeddedModel
 from .serving.tfserving import TFServingClient
-from .redis_connection import RedisConnection, connect
 from .store import readiness
 from .store.reading_store import ReadingStore
 from .store.sensor_views import SensorViews
@@ -39,8 +39,8 @@ def build_detector(settings: Settings) -> Detector:
     if description.window != settings.window_size:
         raise Misconfigured(f"WINDOW_SIZE={settings.window_size} does not match the model, "
                             f"whose input window is {description.window}")
-    use_serving = settings.model_engine == "tfserving" or (
-        settings.model_engine == "auto" and settings.serving_url is not None)
+    # load_settings refuses MODEL_ENGINE=tfserving without a URL; "auto" uses one when set
+    serving_url = None if settings.model_engine == "embedded" else settings.serving_url
 
     def embedded() -> Predictor:
         try:
@@ -48,11 +48,11 @@ def build_detector(settings: Settings) -> Detector:
         except (OSError, ValueError) as exc:
             raise Misconfigured(f"cannot load the model at {version_dir}: {exc}") from exc
 
-    if not use_serving:
+    if serving_url is None:
         return Detector(description, embedded(), threshold=settings.threshold)
     # TF Serving must compute the very version whose model.json this process applies
     version = version_dir.name if version_dir.name.isdigit() else None
-    client = TFServingClient(settings.serving_url, settings.model_name, settings.serving_timeout_s,
+    client = TFServingClient(serving_url, settings.model_name, settings.serving_timeout_s,
                              version=version, window=description.window)
     fallback = embedded() if settings.serving_fallback == "embedded" else None
     return Detector(description, client, fallback, threshold=settings.threshold)

@@ -21,9 +21,10 @@ import hmac
 import secrets
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 HEADER = "X-Signature"

@@ -27,7 +27,8 @@ import numpy as np
 KINDS = ("none", "window_standardize")
 
 
-def scale_windows(windows: np.ndarray, scaling: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def scale_windows(windows: np.ndarray,
+                  scaling: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scale a batch of windows (n, window), any order along the window axis.
 
     Returns (scaled (n, window) float64, offset (n,), scale (n,)) with
@@ -51,7 +52,8 @@ def scale_windows(windows: np.ndarray, scaling: Mapping[str, Any]) -> tuple[np.n
     raise ValueError(f"unknown scaling kind {kind!r}; known: {list(KINDS)}")
 
 
-def scale_window(window: np.ndarray, scaling: Mapping[str, Any]) -> tuple[np.ndarray, Callable[[float], float]]:
+def scale_window(window: np.ndarray,
+                 scaling: Mapping[str, Any]) -> tuple[np.ndarray, Callable[[float], float]]:
     """One raw window (newest first) -> (scaled window, newest first, float64; to_degrees)."""
     window = np.asarray(window, dtype=np.float64)
     if window.ndim != 1:

@@ -3,9 +3,9 @@ time parser), and milliseconds -> the text people read."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def iso_to_ms(text: str) -> int:
@@ -14,11 +14,11 @@ def iso_to_ms(text: str) -> int:
     ValueError when the text is no ISO-8601 time."""
     moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     # Integer arithmetic: moment.timestamp() * 1000 is a float, 1 ms early for some times.
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def clock(timestamp: float) -> str:
     """A reading's time as people read it, with its zone (the store keeps UTC ms)."""
-    return datetime.fromtimestamp(timestamp / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from redis.cluster import RedisCluster
 
 from infra.local.redis_cluster import LocalCluster

@@ -26,7 +26,7 @@ def tracked() -> list[str]:
 
 
 def named_paths(text: str, folders: list[str]) -> set[str]:
-    pattern = re.compile(r"(?<![\w./$-])((?:%s)/[\w./-]*)(?![<{*$])" % "|".join(folders))
+    pattern = re.compile(rf"(?<![\w./$-])((?:{'|'.join(folders)})/[\w./-]*)(?![<{{*$])")
     return {match.rstrip(".,:;-") for match in pattern.findall(text)}
 
 

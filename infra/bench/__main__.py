@@ -4,6 +4,10 @@
 
 Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
 (`python -m infra.local`, its default of two workers per core) on free ports in a temporary folder, then:
+0. against the machine: a hello-world app and one that does a single Redis round trip, served
+   exactly as the gateway is (infra/bench/baseline.py), loaded with wrk in turn with detectar,
+   nuevo and listar, in short interleaved rounds; each rate is a share of the hello-world
+   rate of its round (what other jobs on the host do moves both alike);
 1. batch ingestion: a 1,000,000-reading sensor loaded through `nuevo` in POSTs of 10,000
    readings (4 concurrent clients, bodies encoded before the clock starts);
 2. `detectar`, `nuevo` and `listar` with wrk (16 connections, --seconds each) on a sensor
@@ -40,7 +44,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,8 +59,8 @@ from infra.local.redis_server import free_port
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
-from . import report
-from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib
+from . import baseline, report
+from .stack import Stack, cpu_seconds, machine_busy_seconds, memory_mib, wait_for_200
 from .wrk import WrkMissing, WrkResult, ensure_wrk, run
 
 HERE = Path(__file__).resolve().parent
@@ -226,6 +232,71 @@ def http_runs(stack: Stack, wrk: str, args: argparse.Namespace, sensors: dict[st
                   f"{outcome['other_processes_cpu_pct']}% of the machine", flush=True)
             runs.append(outcome)
     return runs
+
+
+MACHINE_ROUNDS, MACHINE_SECONDS = 5, 2  # interleaved short runs: the load of a shared host moves
+
+
+@contextmanager
+def baseline_apps(stack: Stack) -> Iterator[dict[str, str]]:
+    """The baseline apps (infra/bench/baseline.py) with the gateway's workers, threads and
+    Redis, each on a free port, while the block runs: app -> base URL."""
+    settings = stack.gateway_settings()
+    servers, bases = [], {}
+    try:
+        for app in baseline.APPS:
+            port = free_port()
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "infra.bench.baseline", "--app", app, "--port", str(port),
+                 "--workers", str(settings["gateway_workers"]),
+                 "--threads", str(settings["gateway_threads"] or 4)],
+                cwd=REPO_ROOT, env={**os.environ, **stack.redis_env()},
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+            bases[app] = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        for server, (app, base) in zip(servers, bases.items()):
+            wait_for_200(base + "/", server, deadline, f"the {app} baseline app")
+        yield bases
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=20)
+
+
+def machine_runs(stack: Stack, wrk: str, args: argparse.Namespace, sensors: dict[str, str],
+                 clock: Clock) -> dict[str, Any]:
+    """The functions against the machine: MACHINE_ROUNDS rounds of hello-world, one Redis
+    round trip, detectar, nuevo and listar (the 20-reading sensors), MACHINE_SECONDS each, one
+    after the other; each rate is a share of the hello-world rate of its own round, so that
+    what the rest of the machine does moves numerator and denominator alike."""
+    rates: dict[str, list[float]] = {}
+    p99: dict[str, list[float]] = {}
+    with baseline_apps(stack) as bases:
+        targets = {app: (base, "/", None) for app, base in bases.items()}
+        for function in ("detectar", "nuevo", "listar"):
+            sensor = sensors[function]
+            path = (f"/function/listar?sensor={sensor}&count=20&format=json" if function == "listar"
+                    else f"/function/{function}?sensor={sensor}&dato=21.5&format=json")
+            targets[function] = (stack.base, path, None if function == "listar" else clock)
+        for base, path, _ in targets.values():  # warm every worker up
+            run(wrk, base, path.replace("sensor=", "sensor=warm-"), seconds=1,
+                connections=args.connections, threads=WRK_THREADS,
+                first_timestamp=clock.take(20_000 * WRK_THREADS + 10) if "dato=" in path else None)
+        for round_ in range(MACHINE_ROUNDS):
+            for name, (base, path, stamps) in targets.items():
+                first = stamps.take(int(MACHINE_SECONDS * 20_000 * WRK_THREADS) + 10) if stamps else None
+                result = run(wrk, base, path, seconds=MACHINE_SECONDS, connections=args.connections,
+                             threads=WRK_THREADS, first_timestamp=first)
+                rates.setdefault(name, []).append(round(result.rate, 1))
+                p99.setdefault(name, []).append(result.p99_ms)
+            shares = "  ".join(f"{n} {rates[n][-1] / rates['hello'][-1]:.0%}" for n in targets)
+            print(f"  round {round_ + 1}: hello {rates['hello'][-1]:,.0f} requests/s; {shares}",
+                  flush=True)
+    return {"rounds": MACHINE_ROUNDS, "seconds": MACHINE_SECONDS,
+            "apps": {name: {"rates": rates[name], "p99_ms": p99[name],
+                            "shares": [round(r / h, 3) for r, h in zip(rates[name], rates["hello"])]}
+                     for name in targets}}
 
 
 def small_sensor(stack: Stack, name: str, clock: Clock) -> str:
@@ -402,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
                 sensors["20-reading"] = small_sensor(stack, f"bench-small-{function}", clock)
                 runs += http_runs(stack, wrk, args, sensors, clock, (function,))
             results["http"] = runs
+            print("against the machine (hello-world, one Redis round trip, the functions, in "
+                  "rounds):", flush=True)
+            small = {f: small_sensor(stack, f"bench-share-{f}", clock)
+                     for f in ("detectar", "nuevo", "listar")}
+            results["against_machine"] = machine_runs(stack, wrk, args, small, clock)
             results["memory_mib"] = {role: memory_mib(pid) for role, pid in stack.processes().items()}
             # The append-only folder: base (RDB preamble after a rewrite) + incremental files.
             results["aof_mib"] = round(sum(f.stat().st_size for f in

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -41,10 +42,9 @@ class Stack:
         if self.cluster_masters:
             self.cluster = LocalCluster(self.data_dir / f"cluster-{self.label}",
                                         self.cluster_masters).start()
-            redis_env = self.cluster.env()
         else:
             self.redis = RedisServer(self.data_dir / f"redis-{self.fsync}", fsync=self.fsync).start()
-            redis_env = self.redis.env()
+        redis_env = self.redis_env()
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "infra.local", "--port", str(port)]
@@ -61,17 +61,7 @@ class Stack:
             self.gateway = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while True:
-            if self.gateway.poll() is not None:
-                raise RuntimeError(f"the gateway exited:\n{self.log()}")
-            try:
-                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not become ready:\n{self.log()}")
-            time.sleep(0.1)
+        wait_for_200(f"{self.base}/healthz", self.gateway, deadline, "the gateway", self.log)
         # Every worker answers /healthz once it serves; give the slower ones a moment.
         wanted = self.workers or 0
         while wanted > 1 and len(self.worker_pids()) < wanted and time.monotonic() < deadline:
@@ -91,6 +81,10 @@ class Stack:
             self.redis.stop()
         if self.cluster:
             self.cluster.stop()
+
+    def redis_env(self) -> dict[str, str]:
+        """The settings that name this stack's Redis (or cluster) to its clients."""
+        return self.cluster.env() if self.cluster else self.redis.env()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -122,6 +116,22 @@ class Stack:
         else:
             roles["gateway"] = self.gateway.pid
         return roles
+
+
+def wait_for_200(url: str, process: subprocess.Popen, deadline: float, what: str,
+                 log: Callable[[], str] = lambda: "") -> None:
+    """Until `url` answers 200; RuntimeError (with the log) if `process` exits or time is up."""
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited:\n{log()}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready:\n{log()}")
+        time.sleep(0.1)
 
 
 def children(pid: int) -> list[int]:

@@ -17,7 +17,9 @@ mqtt-connector does (infra/mqtt_bridge.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID)
 With ALERTMANAGER_URL set (one or more Alertmanagers, comma-separated) it also runs the alert
 forwarder (infra/alert_forwarder.py) as a supervised process: detectar's alerts go to them,
 with links to this gateway's pages (PAGES_URL to name another base).
-POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py).
+POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py);
+its X-Callback-Url must be http(s), and name one of CALLBACK_HOSTS (comma-separated host
+names) when that is set.
 Once serving it records its URL in data/local-stack.json, where `make simulate` and
 `make evaluate ARGS=--url` find it (infra/local/stack_state.py).
 
@@ -35,8 +37,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import NoReturn
 
 from redis import RedisError
 
@@ -46,22 +49,23 @@ from shared.migrate import migrate
 from shared.redis_connection import connect
 from shared.services import SERVICES
 
+from ..alert_forwarder import ForwarderConfigError, alertmanager_urls
+from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from . import processes, stack_state
+from .async_calls import callback_hosts
 from .folder_lock import FolderInUse
 from .functions import STACK_FILE, load_functions
 from .gateway import Gateway
-from .workers import cpu_count, listen, serve
-from ..alert_forwarder import ForwarderConfigError, alertmanager_urls
-from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
 from .redis_cluster import LocalCluster
 from .redis_server import RedisServer, RedisStartError
+from .workers import cpu_count, listen, serve
 
 log = logging.getLogger("infra.local")
 MAX_WORKERS, MAX_THREADS = 64, 256
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, as a bad setting gets, not the usage block
+    def error(self, message: str) -> NoReturn:  # one line, as a bad setting gets, not the usage block
         self.exit(2, f"{self.prog}: {message} (--help lists the options)\n")
 
 
@@ -127,7 +131,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _stop_on_signals() -> None:
     """SIGTERM (docker stop, kill) and SIGHUP (the terminal closed) stop as Ctrl-C does."""
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> NoReturn:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
@@ -135,21 +139,26 @@ def _stop_on_signals() -> None:
 
 def start_redis(args: argparse.Namespace) -> RedisServer | LocalCluster:
     """This machine's Redis, started again whenever it exits; REDIS_HOST names it."""
-    if args.cluster:
-        folder = args.data_dir / f"cluster-{args.cluster}x{args.replicas}"
-        server = LocalCluster(folder, args.cluster, args.replicas, base_port=args.redis_port)
-        server.start()
-        os.environ.update(server.env())
-        if not args.replicas:  # nothing to wait for: writes would all time out
-            os.environ.setdefault("REDIS_WAIT_REPLICAS", "0")
-        log.info("Redis Cluster: %d masters, %d replicas each, on 127.0.0.1:%d-%d, data in %s",
-                 args.cluster, args.replicas, args.redis_port, server.nodes[-1].port, folder)
-    else:
-        server = RedisServer(args.data_dir, port=args.redis_port).start()
-        os.environ.update(server.env())
-        log.info("redis-server (RedisTimeSeries, AOF fsync always) on 127.0.0.1:%d, data "
-                 "in %s, password in %s", server.port, args.data_dir, server.password_file)
+    server = _start_cluster(args) if args.cluster else _start_server(args)
+    os.environ.update(server.env())
     server.keep_running()
+    return server
+
+
+def _start_cluster(args: argparse.Namespace) -> LocalCluster:
+    folder = args.data_dir / f"cluster-{args.cluster}x{args.replicas}"
+    cluster = LocalCluster(folder, args.cluster, args.replicas, base_port=args.redis_port).start()
+    if not args.replicas:  # nothing to wait for: writes would all time out
+        os.environ.setdefault("REDIS_WAIT_REPLICAS", "0")
+    log.info("Redis Cluster: %d masters, %d replicas each, on 127.0.0.1:%d-%d, data in %s",
+             args.cluster, args.replicas, args.redis_port, cluster.nodes[-1].port, folder)
+    return cluster
+
+
+def _start_server(args: argparse.Namespace) -> RedisServer:
+    server = RedisServer(args.data_dir, port=args.redis_port).start()
+    log.info("redis-server (RedisTimeSeries, AOF fsync always) on 127.0.0.1:%d, data "
+             "in %s, password in %s", server.port, args.data_dir, server.password_file)
     return server
 
 
@@ -185,13 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _stop_on_signals()
-    server = bridge = forwarder = None
+    server: RedisServer | LocalCluster | None = None
+    bridge = None
+    forwarder = None
     try:
         if not os.environ.get("REDIS_HOST"):
             server = start_redis(args)
         settings = load_settings()
         rename_old_keys(settings)
-        SERVICES.detector  # load the model now: a broken one stops the start, not a request
+        detector = SERVICES.detector  # the model loads now: a broken one stops the start
         try:
             sock = listen(args.host, args.port)
         except OSError as exc:
@@ -202,17 +213,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.port = sock.getsockname()[1]  # the one the system chose for --port 0
         gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.problem,
-                          max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue)
+                          max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue,
+                          callback_hosts=callback_hosts(os.environ.get("CALLBACK_HOSTS", "")))
         own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         url = f"http://{own_host}:{args.port}"
         log.info("functions %s on %s/function/<name>  (engine: %s)",
-                 ", ".join(gateway.functions), url, SERVICES.detector.predictor.name)
+                 ", ".join(gateway.functions), url, detector.predictor.name)
         bridge = bridge_from_env(os.environ, url, topics_of(gateway.functions.values()),
                                  settings.api_key, default_client_id(args.port))
         forwarder = alert_forwarder(url)
 
         def ready() -> None:
-            stack_state.announce(url)
+            # the password file is make up's own Redis's, or the one REDIS_HOST's came with
+            stack_state.announce(url, stack_state.redis_record(
+                settings, os.environ.get("REDIS_PASSWORD_FILE")))
             if bridge:
                 bridge.start()
             if forwarder:

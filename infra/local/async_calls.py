@@ -6,6 +6,10 @@ as a POST to /function/<name> with the same path suffix, query, headers and body
 the same code as a synchronous call (`Gateway.invoke`), and, if the request had an
 `X-Callback-Url`, the function's answer (body and headers) is POSTed there with
 `X-Call-Id`, `X-Function-Status`, `X-Function-Name` and `X-Duration-Seconds`.
+Callbacks go only to http:// and https:// URLs (a call naming another is refused with 400 and
+not queued), and, when CALLBACK_HOSTS lists host names, only to those; redirects are not
+followed. They are delivered by a pool of CALLBACK_THREADS threads, beside the queue: a
+callback that is slow or never answers (CALLBACK_TIMEOUT_S per attempt) delays no other call.
 
 Each gateway worker process has its own bounded queue and one thread draining it, so calls
 run one at a time per worker, in arrival order (the Swarm queue worker's `max_inflight: 1`
@@ -24,8 +28,10 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -33,6 +39,7 @@ from werkzeug.wrappers import Request, Response
 log = logging.getLogger(__name__)
 
 CALLBACK_TIMEOUT_S = 5.0
+CALLBACK_THREADS = 16  # per gateway worker process: callbacks in flight at once
 STOP_WAIT_S = 5.0  # how long stop() waits for the call in progress (the supervisor waits 10)
 _FUNCTION_HEADERS_DROPPED = {"content-length", "transfer-encoding", "connection"}
 
@@ -65,17 +72,25 @@ def capture(request: Request, call_id: str, name: str, rest: str, body: bytes) -
     return Call(call_id, name, rest, keep, body, request.headers.get("X-Callback-Url") or None)
 
 
-class AsyncCalls:
-    """A bounded queue and its drain thread, created in the process that first uses them
-    (the gateway is built before the worker processes are forked: a thread would not
-    survive the fork)."""
+def callback_hosts(setting: str) -> frozenset[str]:
+    """CALLBACK_HOSTS: comma-separated host names; empty: any host."""
+    return frozenset(h.strip().lower() for h in setting.split(",") if h.strip())
 
-    def __init__(self, run: Callable[[Request, str, str], Response], max_queued: int):
+
+class AsyncCalls:
+    """A bounded queue and its drain thread, and the callbacks' threads, created in the
+    process that first uses them (the gateway is built before the worker processes are
+    forked: a thread would not survive the fork)."""
+
+    def __init__(self, run: Callable[[Request, str, str], Response], max_queued: int,
+                 hosts: frozenset[str] = frozenset()):
         self.run = run  # Gateway.invoke
         self.max_queued = max_queued
+        self.hosts = hosts
         self._pid: int | None = None
         self._queue: queue.Queue[Call | None] | None = None
         self._thread: threading.Thread | None = None
+        self._callbacks: ThreadPoolExecutor | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._http: requests.Session | None = None
@@ -87,9 +102,25 @@ class AsyncCalls:
                 self._stopping = threading.Event()
                 self._queue = queue.Queue(self.max_queued)
                 self._http = requests.Session()
+                adapter = requests.adapters.HTTPAdapter(pool_maxsize=CALLBACK_THREADS)
+                self._http.mount("http://", adapter)
+                self._http.mount("https://", adapter)
+                self._callbacks = ThreadPoolExecutor(CALLBACK_THREADS, "async-callback")
                 self._thread = threading.Thread(target=self._drain, name="async-calls", daemon=True)
                 self._thread.start()
             return self._queue
+
+    def refusal(self, callback_url: str | None) -> str | None:
+        """Why a call may not name this X-Callback-Url, or None (the URL is not repeated)."""
+        if not callback_url:
+            return None
+        parts = urlsplit(callback_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "X-Callback-Url must be an http:// or https:// URL: nothing queued"
+        if self.hosts and parts.hostname not in self.hosts:
+            return (f"X-Callback-Url must name one of the hosts of CALLBACK_HOSTS "
+                    f"({', '.join(sorted(self.hosts))}): nothing queued")
+        return None
 
     def submit(self, call: Call) -> Response:
         """Queue the call: 202 with an empty body, or 429 (full) / 503 (stopping)."""
@@ -132,11 +163,13 @@ class AsyncCalls:
                    if k.lower() not in _FUNCTION_HEADERS_DROPPED}
         headers.update({"X-Call-Id": call.call_id, "X-Function-Status": str(response.status_code),
                         "X-Function-Name": call.name, "X-Duration-Seconds": f"{duration:.6f}"})
-        body = response.get_data()
+        self._callbacks.submit(self._call_back, call, headers, response.get_data())
+
+    def _call_back(self, call: Call, headers: dict[str, str], body: bytes) -> None:
         for attempt in (1, 2):  # one retry at most
             try:
                 answer = self._http.post(call.callback_url, data=body, headers=headers,
-                                         timeout=CALLBACK_TIMEOUT_S)
+                                         timeout=CALLBACK_TIMEOUT_S, allow_redirects=False)
             except requests.RequestException as exc:
                 log.warning("async call %s: callback to %s failed (attempt %d): %s",
                             call.call_id, call.callback_url, attempt, exc)
@@ -173,4 +206,5 @@ class AsyncCalls:
         self._thread.join(STOP_WAIT_S)
         if self._thread.is_alive():
             log.warning("async call still running after %.0f s: abandoned", STOP_WAIT_S)
+        self._callbacks.shutdown(wait=False, cancel_futures=True)  # callbacks not yet sent are lost
         self._http.close()

@@ -37,10 +37,12 @@ class Function:
     module: ModuleType | None = None
     invocations: int = 0
 
-    def load(self) -> "Function":
+    def load(self) -> Function:
         """Import handler.py under a module name of its own (every function has one)."""
         path = self.handler_dir / "handler.py"
         spec = importlib.util.spec_from_file_location(f"functions.{self.name}.handler", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         self.module = module

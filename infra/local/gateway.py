@@ -1,8 +1,11 @@
 """A local stand-in for the OpenFaaS gateway and the python3-http template, as one WSGI app.
 
 Routes as the gateway's: /function/<name>[/<path>], /async-function/<name>[/<path>] (queued
-in the worker process and run later, infra/local/async_calls.py), /healthz, /system/functions.
-Every call gets an `X-Call-Id` (the caller's, else a new one) on its request and answer.
+in the worker process and run later, infra/local/async_calls.py), /healthz, /system/functions,
+/system/function/<name> (what `faas-cli describe` reads).
+Every call gets an `X-Call-Id` on its request and answer: the caller's when it is a short id
+(CALL_ID: a UUID, a name), else a new UUID, so nothing the caller chose is echoed beyond that.
+Every answer says `X-Content-Type-Options: nosniff`; the gateway's own never repeat the path.
 Each call builds the template's `event` and `context` from the request (the same Werkzeug
 objects Flask hands the template) and shapes the handler's return value the way the template's
 `format_response` does, so a handler that passes here behaves the same in its image.
@@ -15,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import time
 import uuid
 from typing import Any, Callable, Iterable
@@ -36,6 +40,7 @@ TEMPLATE_ALLOW = ", ".join(sorted({*TEMPLATE_METHODS, "HEAD", "OPTIONS"}))
 # is named openfaas-fn (infra/swarm/openfaas.yml); here the suffix is dropped. Other
 # namespaces do not exist on either.
 NAMESPACE = "openfaas-fn"
+CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # what a caller's X-Call-Id may be
 
 
 def function_name(segment: str) -> str:
@@ -80,16 +85,40 @@ def _plain(text: str, status: int, **headers: str) -> Response:
     return Response(text + "\n", status, content_type="text/plain", headers=headers)
 
 
+def call_id(environ: dict) -> str:
+    """The caller's X-Call-Id when it is a short id, else a new one."""
+    given = environ.get("HTTP_X_CALL_ID", "")
+    return given if CALL_ID.fullmatch(given) else str(uuid.uuid4())
+
+
 class Gateway:
     def __init__(self, functions: dict[str, Function], ready: Callable[[], str | None],
-                 max_body_bytes: int, max_async_queued: int = 10_000):
+                 max_body_bytes: int, max_async_queued: int = 10_000,
+                 callback_hosts: frozenset[str] = frozenset()):
         self.functions = functions
         self.ready = ready
         self.max_body_bytes = max_body_bytes
         # Invocation counts in shared memory, so /system/functions counts every worker's calls.
         self._invocations = {name: multiprocessing.Value("q", f.invocations)
                              for name, f in functions.items()}
-        self.async_calls = AsyncCalls(self.invoke, max_async_queued)  # per worker process
+        self.async_calls = AsyncCalls(self.invoke, max_async_queued, callback_hosts)  # per worker
+
+    def _not_found(self) -> Response:
+        return _plain(f"no such function: the functions are {', '.join(sorted(self.functions))}",
+                      404)
+
+    def status(self, name: str, namespace: str) -> Response:
+        """GET /system/function/<name>, as faas-swarm's ReplicaReader answers it: the
+        function's FunctionStatus (faas-provider types) as JSON, or 404 with no body."""
+        function = self.functions.get(name)
+        if function is None or namespace != NAMESPACE:
+            return Response(b"", 404)
+        return Response(json.dumps(self._summary(function)), 200, content_type="application/json")
+
+    def _summary(self, function: Function) -> dict[str, Any]:
+        """Its entry of /system/functions, counting every worker's calls."""
+        function.invocations = self._invocations[function.name].value
+        return function.summary()
 
     def _count(self, name: str) -> None:
         counter = self._invocations[name]
@@ -99,7 +128,7 @@ class Gateway:
     def invoke(self, request: Request, name: str, rest: str) -> Response:
         function = self.functions.get(name)
         if function is None:
-            return _plain(f"function {name!r} not found", 404)
+            return self._not_found()
         if request.method == "OPTIONS":
             return Response("", 200, headers={"Allow": TEMPLATE_ALLOW})
         if request.method not in TEMPLATE_METHODS + ("HEAD",):  # the template's Flask route
@@ -117,12 +146,15 @@ class Gateway:
         if request.method != "POST":
             return _plain("method not allowed", 405, Allow="POST")
         if name not in self.functions:
-            return _plain(f"function {name!r} not found", 404)
+            return self._not_found()
         if (request.content_length or 0) > self.max_body_bytes:
             return _plain("request body too large", 413)
         body = request.get_data()
         if len(body) > self.max_body_bytes:  # a chunked body
             return _plain("request body too large", 413)
+        refusal = self.async_calls.refusal(request.headers.get("X-Callback-Url"))
+        if refusal:
+            return _plain(refusal, 400)
         call = capture(request, request.headers["X-Call-Id"], name, rest, body)
         return self.async_calls.submit(call)
 
@@ -137,19 +169,20 @@ class Gateway:
         if path == "/healthz":  # `ready` says what keeps the functions from working, if anything
             problem = self.ready()
             return _plain(f"not ready: {problem}", 503) if problem else _plain("OK", 200)
+        if path.startswith("/system/function/") and request.method == "GET":
+            return self.status(path[len("/system/function/"):],
+                               request.args.get("namespace", NAMESPACE))
         if path == "/system/functions" and request.method == "GET":
-            for name, function in self.functions.items():
-                function.invocations = self._invocations[name].value
-            return Response(json.dumps([f.summary() for f in self.functions.values()]),
+            return Response(json.dumps([self._summary(f) for f in self.functions.values()]),
                             200, content_type="application/json")
         return _plain("not found", 404)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
-        call_id = environ.get("HTTP_X_CALL_ID") or str(uuid.uuid4())
-        environ["HTTP_X_CALL_ID"] = call_id  # the gateway adds it to the request too
+        environ["HTTP_X_CALL_ID"] = this_call = call_id(environ)  # on the request too
         request = Request(environ)
         response = self.route(request)
-        response.headers["X-Call-Id"] = call_id
+        response.headers["X-Call-Id"] = this_call
+        response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Duration-Seconds"] = f"{time.monotonic() - started:.6f}"
         return response(environ, start_response)

@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:  # resolved here, not in a freshly forked child (no loader lock taken after the fork)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: children may outlive a killed parent

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from redis.cluster import key_slot
 
 from .redis_server import RedisServer, free_port, openssl11_dir, stack_dir
 
@@ -41,7 +40,7 @@ class LocalCluster:
                 # The other masters keep serving their sensors while one shard fails over.
                 "--cluster-require-full-coverage", "no")
 
-    def start(self, timeout_s: float = 60.0) -> "LocalCluster":
+    def start(self, timeout_s: float = 60.0) -> LocalCluster:
         try:
             for i in range(self.masters * (1 + self.replicas)):
                 port = self.base_port + i if self.base_port else free_port()
@@ -100,22 +99,6 @@ class LocalCluster:
         """The settings (shared/config.py) that point the functions at this cluster."""
         return {"REDIS_CLUSTER": "1", "REDIS_HOST": self.seeds(),
                 "REDIS_PASSWORD_FILE": str(self.nodes[0].password_file)}
-
-    def master_of(self, key: str) -> RedisServer:
-        """The running node that is master of `key`'s slot now."""
-        slot = key_slot(key.encode())
-        with self.running()[0].client() as client:
-            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
-                if start <= slot <= end:
-                    return self.by_port(int(master[1]))
-        raise LookupError(f"no master holds slot {slot}")
-
-    def replica_of(self, master: RedisServer) -> RedisServer:
-        with master.client(decode_responses=True) as client:
-            return self.by_port(int(client.info("replication")["slave0"]["port"]))
-
-    def by_port(self, port: int) -> RedisServer:
-        return next(node for node in self.nodes if node.port == port)
 
     def keep_running(self) -> None:
         for node in self.nodes:

@@ -119,7 +119,7 @@ class RedisServer:
                 "--logfile", str(self.data_dir / "redis.log"),
                 "--loadmodule", str(stack / "lib" / "redistimeseries.so"), *self.options]
 
-    def start(self, timeout_s: float = 20.0) -> "RedisServer":
+    def start(self, timeout_s: float = 20.0) -> RedisServer:
         """Start redis-server and wait until it answers; RedisStartError if it cannot be ours."""
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -138,16 +138,17 @@ class RedisServer:
         env = {**os.environ, "LD_LIBRARY_PATH": str(openssl11_dir())}
         # Its own session (Ctrl-C reaches the supervisor, which stops it in order), the lock
         # passed on (held while either lives), and SIGTERM when its parent dies.
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             self.command(), env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             start_new_session=True, pass_fds=(self._lock_fd,),
             preexec_fn=functools.partial(processes.die_with, os.getpid()))
-        with self.process.stdin as config:  # masterauth: a cluster's replicas use it too
+        assert process.stdin is not None  # stdin=PIPE
+        with process.stdin as config:  # masterauth: a cluster's replicas use it too
             config.write(f"requirepass {self.password}\nmasterauth {self.password}\n".encode())
-        self._wait_ready(timeout_s)
+        self._wait_ready(process, timeout_s)
         return self
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes], timeout_s: float) -> None:
         client = self.client()
         deadline = time.monotonic() + timeout_s
         try:
@@ -156,13 +157,13 @@ class RedisServer:
                     client.ping()  # answers once the AOF is loaded
                     return
                 except redis.AuthenticationError:  # a ConnectionError too: test it first
-                    processes.stop(self.process)
+                    processes.stop(process)
                     raise RedisStartError(f"port {self.port} is answered by a Redis this stack "
                                           "did not start: stop it, or choose another "
                                           "--redis-port") from None
                 except (redis.ConnectionError, redis.BusyLoadingError):
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        processes.stop(self.process)
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        processes.stop(process)
                         raise RedisStartError(f"redis-server did not start on port {self.port}:"
                                               f"\n{self.log_tail()}") from None
                     time.sleep(0.05)

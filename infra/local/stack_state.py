@@ -1,8 +1,10 @@
-"""Where the running `make up` answers, for the tools that talk to it (simulate, evaluate).
+"""Where the running `make up` answers, for the tools that talk to it (simulate, evaluate,
+`make redis-cli`).
 
 `make up` writes data/local-stack.json once its gateway serves and removes it when it stops
-(LOCAL_STACK_FILE names another file);
-a file left by a stack that was killed names a process that is gone, and is ignored.
+(LOCAL_STACK_FILE names another file): the gateway's URL, and the Redis the functions use
+(its nodes, whether it is a cluster, and the file holding its password: never the password).
+A file left by a stack that was killed names a process that is gone, and is ignored.
 """
 
 from __future__ import annotations
@@ -10,20 +12,28 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from shared.config import REPO_ROOT
+from shared.config import REPO_ROOT, Settings
 
 # LOCAL_STACK_FILE moves it (the tests' stacks use their own, never the checkout's).
 STATE_FILE = Path(os.environ.get("LOCAL_STACK_FILE") or REPO_ROOT / "data" / "local-stack.json")
 FALLBACK_URL = "http://127.0.0.1:8080"
 
 
-def announce(url: str, path: Path | None = None) -> None:
-    """Record that this process serves the gateway at `url` (replacing any earlier record)."""
+def redis_record(settings: Settings, password_file: str | None) -> dict[str, Any]:
+    """How to reach the functions' Redis, as `announce` records it."""
+    return {"nodes": [[host, port] for host, port in settings.redis_nodes],
+            "cluster": settings.redis_cluster, "password_file": password_file or None}
+
+
+def announce(url: str, redis: dict[str, Any] | None = None, path: Path | None = None) -> None:
+    """Record that this process serves the gateway at `url`, its functions using `redis`
+    (replacing any earlier record)."""
     path = path or STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    partial.write_text(json.dumps({"url": url, "pid": os.getpid(), "redis": redis}) + "\n")
     partial.replace(path)  # atomic: a reader never sees half a file
 
 
@@ -37,8 +47,8 @@ def withdraw(path: Path | None = None) -> None:
         pass
 
 
-def running_url(path: Path | None = None) -> str | None:
-    """The URL of the `make up` recorded in `path`, if that process still runs."""
+def running(path: Path | None = None) -> dict[str, Any] | None:
+    """The record of the `make up` in `path`, if that process still runs."""
     path = path or STATE_FILE
     try:
         record = json.loads(path.read_text())
@@ -51,7 +61,13 @@ def running_url(path: Path | None = None) -> str | None:
         return None
     except PermissionError:  # another user's process: it runs
         pass
-    return url
+    return {**record, "url": url}
+
+
+def running_url(path: Path | None = None) -> str | None:
+    """The URL of the `make up` recorded in `path`, if that process still runs."""
+    record = running(path)
+    return None if record is None else str(record["url"])
 
 
 def gateway_url(explicit: str | None, path: Path | None = None) -> tuple[str, str | None]:

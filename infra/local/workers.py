@@ -1,14 +1,14 @@
 """Serve a WSGI app with waitress in several worker processes sharing one listening socket.
 
 One process runs Python on one core at a time; the kernel hands each new connection to one of
-the workers, as the OpenFaaS gateway spreads calls over a function's replicas.
+the workers, as the OpenFaaS gateway spreads calls over a function's replicas. Each worker is
+plain waitress, configured through its documented settings only (infra/bench/RESULTS.md has
+the servers measured before choosing it, and why).
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
-import multiprocessing
 import os
 import resource
 import signal
@@ -16,27 +16,26 @@ import socket
 import time
 from typing import Any, Callable
 
-import waitress
 import waitress.server
-from waitress import wasyncore
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
 
 from . import processes
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0  # a worker still busy after this is killed
-# Connections per worker process. Past IDLE_KEPT, each new connection (and each worker, once
-# a second) closes the ones idle longest, so idle or slow sockets (keep-alive clients gone quiet, a slowloris) can never
-# shut a new caller out. Only those quiet for IDLE_GRACE_S count: a busy client between two
-# requests, or a new one whose request is not read yet, is never cut off (under 500 busy
-# clients that churn closed newcomers). MAX_CONNECTIONS bounds the rest, and with them the
-# memory (waitress buffers a request's body in memory up to inbuf_overflow, 512 KiB, then on
-# disk); past it new callers wait in the listen backlog. waitress's loop visits every
-# connection on each pass, so the idle ones kept are few.
-IDLE_KEPT = 100
-IDLE_GRACE_S = 2.0
-MAX_CONNECTIONS = 1000
+# Idle or slow connections (keep-alive clients gone quiet, a slowloris) must never shut a new
+# caller out, and must not hold memory without bound. waitress reads requests in its main loop,
+# never in a request thread, so a half-sent request holds no thread; a worker takes up to
+# MAX_CONNECTIONS connections (past that, new callers wait in the listen backlog), and closes
+# any that has neither sent nor received a byte for CHANNEL_TIMEOUT_S. Each holds at most
+# MAX_HEADER_BYTES of a request's head and IN_MEMORY_BODY_BYTES of its body (the rest of a
+# body goes to a temporary file), so a worker's connections stay under 2000 * 128 KiB.
+MAX_CONNECTIONS = 2000
+CHANNEL_TIMEOUT_S = 10
+MAX_HEADER_BYTES = 64 * 1024
+IN_MEMORY_BODY_BYTES = 64 * 1024
 SPARE_DESCRIPTORS = 256  # beside the connections: Redis's pool, the listening socket, files
 
 
@@ -59,127 +58,37 @@ def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
-def _close_idlest(channels: dict[int, HTTPChannel], keep: int) -> None:
-    """Close the connections idle longest until at most `keep` remain (a tenth fewer, so that
-    this runs once per many accepts). Idle: nothing received or sent for IDLE_GRACE_S, no
-    request queued or running, no answer left to send; a request only partly received (a
-    slow or stalled sender) counts as idle."""
-    if len(channels) <= keep:
-        return
-    quiet_since = time.time() - IDLE_GRACE_S  # waitress's last_activity is time.time()
-    idle = [c for c in channels.values() if c.last_activity < quiet_since
-            and not c.requests and not c.total_outbufs_len]
-    excess = len(channels) - keep + keep // 10
-    for channel in heapq.nsmallest(excess, idle, key=lambda c: c.last_activity):
-        channel.handle_close()
+class _FramingParser(HTTPRequestParser):
+    """waitress 3.0.2's parser, refusing a request framed by both Content-Length and
+    Transfer-Encoding (RFC 9112 section 6.1: a sign of request smuggling; the server must
+    close the connection after it). 3.0.2 decodes the chunks, ignores the Content-Length
+    and keeps the connection, so a request pipelined behind it would run; a parsing error
+    makes waitress answer 400, drop what is pipelined and close. Waitress's next release
+    closes such connections itself (Pylons/waitress#475): then this class can go."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.chunked and "CONTENT_LENGTH" in self.headers:
+            raise ParsingError("both Content-Length and Transfer-Encoding: chunked")
 
 
 class _Channel(HTTPChannel):
-    """waitress's connection, without a busy wait of its main loop, making room for itself.
-
-    While a request thread writes an answer it holds the connection's output lock. The main
-    loop meanwhile sees output pending, select() says the socket is writable at once, the
-    loop cannot take the lock and selects again: it spins through every connection, holding
-    the GIL the writer needs, until the write is over (measured under load: 11 to 16 passes
-    of the loop per request; 2 with this). So the connection is not writable while the lock
-    is held: the writer sends the data itself and wakes the loop (pull_trigger) when it
-    could not.
-    """
-
-    def __init__(self, server, sock, addr, adj, map=None):
-        super().__init__(server, sock, addr, adj, map)
-        _close_idlest(server.active_channels, IDLE_KEPT)
-
-    def writable(self):
-        pending = super().writable()
-        if pending and self.requests and not (self.will_close or self.close_when_flushed):
-            if not self.outbuf_lock.acquire(False):
-                return False
-            self.outbuf_lock.release()
-        return pending
-
-
-class _Wakeup(wasyncore.file_dispatcher):
-    """The read end of a worker's wake-up pipe in its loop: a byte ends its poll()."""
-
-    def writable(self) -> bool:
-        return False
-
-    def handle_read(self) -> None:
-        try:
-            self.recv(512)
-        except BlockingIOError:
-            pass
-
-
-class _Balance:
-    """Connections held by each worker, in shared memory, so that new ones go to the workers
-    that hold fewest. Every worker is woken by a new connection on the shared socket and
-    the first to call accept() gets it: with keep-alive clients (wrk's 16 connections open
-    at once) one worker could end up with many and another with none, idle while the
-    others queue. A worker accepts only while it holds at most one more than the least
-    loaded; whoever is free first takes the connection among those.
-
-    A worker that stops accepting wakes the least loaded one through its pipe: that one
-    may be asleep in a poll() without the listening socket (it had stopped accepting
-    earlier), and would otherwise take new connections only at its loop's 1 s timeout (a
-    burst of connections then queued for seconds, and the backlog overflowed)."""
-
-    DEAD = 1 << 30  # the slot of a worker that is being replaced: never the least loaded
-
-    def __init__(self, workers: int):
-        self.counts = multiprocessing.RawArray("i", workers)
-        self.pipes = [os.pipe() for _ in range(workers)]  # made before the fork: shared
-        for _, write_end in self.pipes:
-            os.set_blocking(write_end, False)
-
-    def _wake(self, slot: int) -> None:
-        try:
-            os.write(self.pipes[slot][1], b"!")
-        except BlockingIOError:  # its pipe is full: it will wake anyway
-            pass
-
-    def gate(self, server: Any, slot: int) -> None:
-        counts, accepting = self.counts, server.readable
-        _Wakeup(self.pipes[slot][0], server._map)
-        was_accepting = [True]
-
-        def readable() -> bool:
-            counts[slot] = mine = len(server.active_channels)
-            least = min(counts)
-            accepts = accepting() and mine <= least + 1
-            if was_accepting[0] and not accepts:
-                self._wake(list(counts).index(least))
-            was_accepting[0] = accepts
-            return accepts
-
-        server.readable = readable
+    parser_class = _FramingParser
 
 
 def _waitress(app: Callable, sock: socket.socket, adjustments: dict[str, Any],
-              balance: _Balance | None = None, slot: int = 0,
               on_stop: Callable[[], None] | None = None) -> None:
-    """waitress.serve on a bound socket, with _Channel for its connections; then on_stop."""
+    """waitress on a bound socket until SIGINT/SIGTERM (_become_worker); then on_stop."""
     server = waitress.server.create_server(
         app, sockets=[sock], connection_limit=connection_limit(),
+        channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=1,
+        max_request_header_size=MAX_HEADER_BYTES, inbuf_overflow=IN_MEMORY_BODY_BYTES,
         asyncore_use_poll=True,  # select() takes no descriptor past 1023
-        cleanup_interval=1,  # its maintenance, below, also trims the idle connections
         **adjustments)
     server.channel_class = _Channel
-    maintain = server.maintenance
-
-    def maintenance(now: float) -> None:
-        # Also once a second, not only when a connection arrives: new ones go to the least
-        # loaded worker, so another could otherwise keep its idle sockets indefinitely.
-        maintain(now)
-        _close_idlest(server.active_channels, IDLE_KEPT)
-
-    server.maintenance = maintenance
-    if balance is not None:
-        balance.gate(server, slot)
     server.print_listen("Serving on http://{}:{}")
     try:
-        server.run()  # returns on KeyboardInterrupt (SIGINT, or SIGTERM via _become_worker)
+        server.run()
     finally:
         if on_stop:
             on_stop()
@@ -206,19 +115,17 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
         _waitress(app, sock, adjustments, on_stop=on_stop)
         return
     parent = os.getpid()
-    balance = _Balance(workers)
-    children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started at)
+    children: dict[int, float] = {}  # pid -> started at
 
-    def spawn(slot: int) -> None:
-        balance.counts[slot] = 0
+    def spawn() -> None:
         pid = os.fork()
         if pid:
-            children[pid] = (slot, time.monotonic())
+            children[pid] = time.monotonic()
             return
         code = 0
         try:
             _become_worker(parent)
-            _waitress(app, sock, adjustments, balance, slot, on_stop)
+            _waitress(app, sock, adjustments, on_stop)
         except BaseException:  # noqa: BLE001 - whatever it was, this process ends here
             log.exception("gateway worker %d failed", os.getpid())
             code = 1
@@ -226,8 +133,8 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
             logging.shutdown()
             os._exit(code)  # never return into the parent's code (it would stop Redis)
 
-    for slot in range(workers):
-        spawn(slot)
+    for _ in range(workers):
+        spawn()
     log.info("%d gateway workers (pids %s), %s threads each", workers,
              " ".join(map(str, children)), adjustments.get("threads", 4))
     if on_ready:
@@ -235,18 +142,17 @@ def serve(app: Callable, sock: socket.socket, workers: int = 1,
     try:
         while True:
             time.sleep(0.2)
-            for pid, (slot, started) in list(children.items()):
+            for pid, started in list(children.items()):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if not done:
                     continue
                 del children[pid]
-                balance.counts[slot] = _Balance.DEAD
                 code = os.waitstatus_to_exitcode(status)
                 log.error("gateway worker %d %s; starting another", pid,
                           f"was killed by signal {-code}" if code < 0 else f"exited with {code}")
                 if time.monotonic() - started < 1.0:
                     time.sleep(1.0)  # a worker that dies at once: do not spin
-                spawn(slot)
+                spawn()
     except KeyboardInterrupt:
         pass
     finally:
@@ -267,7 +173,7 @@ def connection_limit() -> int:
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
-    return max(IDLE_KEPT + 1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
+    return max(1, min(MAX_CONNECTIONS, soft - SPARE_DESCRIPTORS))
 
 
 def _ignore(signum, frame) -> None:

@@ -30,7 +30,8 @@ _BLOCK_TRAILER_SIZE = 5  # compression type byte + masked crc32c
 _NO_COMPRESSION = 0
 # TensorFlow DataType enum -> little-endian numpy dtype. Floats are the model's weights;
 # the integers cover Keras 3's seed-generator states, which every export carries.
-_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<i4"), 9: np.dtype("<i8")}
+_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<i4"),
+                                     9: np.dtype("<i8")}
 _DTYPE_NAMES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
                 7: "string", 9: "int64", 10: "bool", 14: "bfloat16", 19: "float16"}
 
@@ -203,6 +204,7 @@ def _fields(message: bytes) -> Iterator[tuple[int, Any]]:
     while position < len(message):
         tag, position = _varint(message, position)
         number, wire_type = tag >> 3, tag & 7
+        value: int | bytes
         if wire_type == 0:
             value, position = _varint(message, position)
         elif wire_type in (1, 5):

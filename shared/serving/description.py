@@ -206,17 +206,17 @@ def _describe(check: Any) -> str:
     }[check]
 
 
-def _decision(decision: Any) -> dict[str, Any]:
-    decision = _kind_object(decision, "decision", "rule")
+def _decision(value: Any) -> dict[str, Any]:
+    decision = _kind_object(value, "decision", "rule")
     rules.build(decision)  # a rule whose parameters cannot work fails here, not per reading
     return decision
 
 
 def _kind_object(value: Any, name: str, key: str) -> dict[str, Any]:
-    value = _object(value, name)
-    if not isinstance(value.get(key), str) or not value[key]:
-        raise ValueError(f"{name}.{key} must be a non-empty string, got {value.get(key)!r}")
-    return value
+    checked = _object(value, name)
+    if not isinstance(checked.get(key), str) or not checked[key]:
+        raise ValueError(f"{name}.{key} must be a non-empty string, got {checked.get(key)!r}")
+    return checked
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:

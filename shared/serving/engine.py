@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class _Repeated:
         return np.repeat(self.vector[:, np.newaxis, :], self.n, axis=1)
 
 
-Value = np.ndarray | _Repeated
+# What flows between layers: a tensor, or a repeated vector not yet materialised.
+Value: TypeAlias = np.ndarray | _Repeated
 
 
 def _relu(values: np.ndarray, out: np.ndarray) -> None:
@@ -133,7 +134,8 @@ class _LSTM(_Recurrent):
 
     def __call__(self, x: Value) -> np.ndarray:
         steps, count, batch = _projections(x, self.kernel, self.bias)
-        units, recurrent, activation, finish_gates = self.units, self.recurrent, self.activation, self.finish_gates
+        units, recurrent = self.units, self.recurrent
+        activation, finish_gates = self.activation, self.finish_gates
         z = np.empty((batch, 4 * units), _FLOAT)
         gates, candidate = z[:, :3 * units], z[:, 3 * units:]
         input_gate, forget_gate, output_gate = z[:, :units], z[:, units:2 * units], z[:, 2 * units:3 * units]
@@ -175,7 +177,8 @@ class _GRU(_Recurrent):
 
     def __call__(self, x: Value) -> np.ndarray:
         steps, count, batch = _projections(x, self.kernel, self.bias)
-        units, recurrent, activation, finish_gates = self.units, self.recurrent, self.activation, self.finish_gates
+        units, recurrent = self.units, self.recurrent
+        activation, finish_gates = self.activation, self.finish_gates
         candidate_bias = self.candidate_recurrent_bias
         m = np.empty((batch, 3 * units), _FLOAT)
         gates, candidate = m[:, :2 * units], m[:, 2 * units:]
@@ -211,8 +214,11 @@ class _Dense:
 
     def __call__(self, x: Value) -> Value:
         if isinstance(x, _Repeated):  # per-timestep and identical: compute once
-            return _Repeated(self(x.vector), x.n)
-        y = np.matmul(x, self.kernel)
+            return _Repeated(self._dense(x.vector), x.n)
+        return self._dense(x)
+
+    def _dense(self, x: np.ndarray) -> np.ndarray:
+        y: np.ndarray = np.matmul(x, self.kernel)
         y += self.bias
         self.activation(y, y)
         return y
@@ -264,7 +270,7 @@ def _build(spec: Mapping[str, Any], tensors: Mapping[str, np.ndarray],
 
 def _check_weights(spec: Mapping[str, Any], weights: list[np.ndarray],
                    expected: list[Shape]) -> list[np.ndarray]:
-    for key, tensor, shape in zip(spec["weights"], weights, expected):
+    for key, tensor, shape in zip(spec["weights"], weights, expected, strict=True):
         if tensor.shape != shape or not np.issubdtype(tensor.dtype, np.floating):
             hint = (" (an integer tensor: in a Keras 3 export variables/N counts model.variables,"
                     " seed-generator states included)" if np.issubdtype(tensor.dtype, np.integer) else "")
@@ -281,14 +287,14 @@ class EmbeddedModel:
     def __init__(self, description: ModelDescription, tensors: Mapping[str, np.ndarray]) -> None:
         self.description = description
         self.input_shape: Shape = (description.window, 1)
-        shape = self.input_shape
+        shape: Shape = self.input_shape
         self._layers: list[Callable[[Value], Value]] = []
         for position, spec in enumerate(description.layers):
             layer, shape = _build(spec, tensors, shape, f"layers[{position}]")
             self._layers.append(layer)
         self.output_shape: Shape = shape
         index = description.prediction_index
-        if len(index) != len(shape) or any(i >= dim for i, dim in zip(index, shape)):
+        if len(index) != len(shape) or any(i >= dim for i, dim in zip(index, shape, strict=True)):
             raise ValueError(f"prediction_index {list(index)} does not index the model's "
                              f"per-instance output of shape {shape}")
 

@@ -84,8 +84,10 @@ class TFServingClient:
 
 
     def _send(self, method: str, url: str, body: str | None) -> requests.Response:
-        send = lambda: self.session.request(method, url, data=body, headers=_JSON,  # noqa: E731
-                                            timeout=self.timeout)
+        def send() -> requests.Response:
+            return self.session.request(method, url, data=body, headers=_JSON,
+                                        timeout=self.timeout)
+
         try:
             try:
                 return send()
@@ -116,6 +118,7 @@ def _error_message(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return error
     return response.text[:200] or response.reason or "no message"

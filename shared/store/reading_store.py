@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..outbox import MAX_ENTRIES
 from ..readings import HistoryQuery, Reading
@@ -119,7 +120,7 @@ class ReadingStore:
         timestamp, window, state = stored
         fields = state.decode().split("\n") if state else []
         return StoredWindow(int(timestamp), [float(value) for value in window.split()],
-                            dict(zip(fields[::2], map(float, fields[1::2]))))
+                            dict(zip(fields[::2], map(float, fields[1::2]), strict=True)))
 
     def add_batch(self, sensor: str, readings: Sequence[Reading]) -> BatchResult:
         """Store a batch in one round trip, atomically: server-clock readings end at the
@@ -153,7 +154,7 @@ class ReadingStore:
             return History(0, [], set(), set())
         total, readings, anomalies, alerts = reply
         flat = readings.split()
-        return History(int(total), list(zip(map(int, flat[::2]), map(float, flat[1::2]))),
+        return History(int(total), list(zip(map(int, flat[::2]), map(float, flat[1::2]), strict=True)),
                        set(map(int, anomalies.split())), set(map(int, alerts.split())))
 
     def record_verdict(self, sensor: str, timestamp: int, value: float, anomaly: bool,

@@ -15,10 +15,11 @@ answers sample values as status replies, which Lua sees as {ok = text}.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..redis_connection import RedisConnection
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 BAD_DATOS = ["", "   ", "abc", "nan", "NaN", "inf", "-Infinity", "1e400", "-1e999", "25,4",
-             "1_000", "0x1A", "１２", "2.5.1", "1e10", "9" * 70, "25.4 ; DROP", "<b>1</b>",
+             "1_000", "0x1A", "\uff11\uff12", "2.5.1", "1e10", "9" * 70, "25.4 ; DROP", "<b>1</b>",
              " 25.4", "25.4\n", "\t25.4", "\xa025.4", "1e-400", "-0.0001e-330"]
 
 
@@ -55,6 +55,36 @@ def test_bad_sensor_or_timestamp_is_refused(api, redis_client, params, word):
     assert nothing_stored(redis_client)
 
 
+@pytest.mark.parametrize("function", ["nuevo", "detectar"])
+@pytest.mark.parametrize("number", ["2" * 65, "25." + "4" * 1_000_000, "1" * 4000, "1e" + "0" * 70])
+def test_a_json_number_of_more_than_64_characters_is_refused(api, redis_client, function, number):
+    """The README's limit on `dato` holds for a JSON number as for text: a million digits
+    would otherwise be read, and rounded to a float no one sent."""
+    for body in (f'{{"dato": {number}, "sensor": "largo"}}', number):
+        answer = api.http.post(api.url(function), data=body, params={"format": "json"}, timeout=30)
+        assert answer.status_code == 400
+        assert "more than 64 characters" in answer.json()["error"]
+    assert nothing_stored(redis_client)
+
+
+@pytest.mark.parametrize("function", ["nuevo", "detectar"])
+@pytest.mark.parametrize("sent, hint", [("1706702400", "did you mean 1706702400000"), ("0", ""),
+                                        ("946684799999", ""), ("1999-12-31T23:59:59Z", "")])
+def test_a_timestamp_before_the_earliest_reading_is_refused_as_a_likely_mistake(
+        api, redis_client, function, sent, hint):
+    """Seconds sent for milliseconds land in January 1970: refused before EARLIEST_READING
+    (default 2000-01-01), with a message that says timestamps are milliseconds."""
+    answer = api.json(function, dato="21.5", timestamp=sent)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert "before 2000-01-01 00:00:00 UTC" in error and "milliseconds" in error and hint in error
+    batch = api.http.post(api.url("nuevo"), params={"format": "json"}, timeout=10, json={
+        "readings": [{"dato": 1, "timestamp": 1_700_000_000_000}, {"dato": 2, "timestamp": sent}]})
+    assert batch.status_code == 400 and "readings[1]: timestamp" in batch.json()["error"]
+    assert nothing_stored(redis_client)
+    assert api.json(function, dato="21.5", timestamp="946684800000").status_code == 200
+
+
 @pytest.mark.parametrize("params, word", [
     ({"count": "0"}, "count"), ({"count": "-1"}, "count"), ({"count": "abc"}, "count"),
     ({"count": "10000001"}, "count"), ({"from": "5000", "to": "1000"}, "from"),
@@ -70,7 +100,8 @@ def test_bad_listar_parameters_are_refused(api, params, word):
                                   b'{"dato": NaN}', b'{"dato": true}', b'{"dato": [1]}',
                                   b"\xff\xfe", b'{"readings": []}', b'{"readings": [{"dato": 1}, 5]}',
                                   b'{"readings": [{"dato": 1}, {"dato": "x"}]}',
-                                  b'{"readings": [{"dato": 1, "timestamp": 5}, {"dato": 2, "timestamp": 5}]}'])
+                                  b'{"readings": [{"dato": 1, "timestamp": 1700000000005}, '
+                                  b'{"dato": 2, "timestamp": 1700000000005}]}'])
 def test_malformed_bodies_are_refused_and_nothing_is_stored(api, redis_client, body):
     answer = api.http.post(api.url("nuevo"), data=body, params={"format": "json"},
                            headers={"Content-Type": "application/json"})
@@ -80,14 +111,14 @@ def test_malformed_bodies_are_refused_and_nothing_is_stored(api, redis_client, b
 
 
 @pytest.mark.parametrize("function, body, word", [
-    ("nuevo", b'{"dato": ' + b"9" * 5000 + b"}", "JSON"),
-    ("detectar", b'{"dato": ' + b"9" * 5000 + b"}", "JSON"),
-    ("nuevo", b'{"dato": 1, "timestamp": ' + b"9" * 4400 + b"}", "JSON"),
+    ("nuevo", b'{"dato": ' + b"9" * 5000 + b"}", "more than 64 characters"),
+    ("detectar", b'{"dato": ' + b"9" * 5000 + b"}", "more than 64 characters"),
+    ("nuevo", b'{"dato": 1, "timestamp": ' + b"9" * 4400 + b"}", "more than 64 characters"),
     ("nuevo", b'{"readings": [{"dato": 1, "sensor": "horno-9"}]}', "sensor"),
     ("nuevo", b'{"readings": [{"dato": 1, "valor": 2}]}', "valor"),
     ("nuevo", b'{"dato": 5, "readings": [{"dato": 1}]}', "dato"),
     ("nuevo", b'{"timestamp": 1700000000000, "readings": [{"dato": 1}]}', "timestamp"),
-    ("listar", b'{"count": ' + b"9" * 5000 + b"}", "JSON"),
+    ("listar", b'{"count": ' + b"9" * 5000 + b"}", "more than 64 characters"),
     ("nuevo", b'{"dato": 25.4, "dato": 30}', "dato is given more than once"),
     ("detectar", b'{"dato": 25.4, "sensor": "a", "sensor": "b"}', "sensor is given more than once"),
     ("nuevo", b'{"readings": [{"dato": 1, "dato": 2}]}', "more than once"),

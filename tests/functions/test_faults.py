@@ -21,9 +21,11 @@ from models.locations import DEFAULT_MODEL
 from shared.actions import DETECTAR
 from shared.config import REPO_ROOT
 from shared.endpoint import serve
-from shared.serving.description import resolve_version_dir
 from shared.services import Services
+from shared.serving.description import resolve_version_dir
 from tests.support.stack import LocalStack
+
+T0 = 1_600_000_000_000  # 2020: explicit timestamps after EARLIEST_READING
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def own_redis(tmp_path):
 
 def test_redis_down_is_a_503_and_the_functions_recover_when_it_returns(own_redis, tmp_path):
     with LocalStack(own_redis, tmp_path) as stack:
-        assert stack.json("nuevo", dato="1", timestamp="1000").status_code == 200
+        assert stack.json("nuevo", dato="1", timestamp=str(T0 + 1000)).status_code == 200
         own_redis.kill()
         for function in ("nuevo", "detectar", "listar"):
             answer = stack.json(function, **({} if function == "listar" else {"dato": "2"}))
@@ -47,10 +49,10 @@ def test_redis_down_is_a_503_and_the_functions_recover_when_it_returns(own_redis
         assert page.status_code == 503 and "Traceback" not in page.text
         assert stack.http.get(f"{stack.base}/healthz").status_code == 503
         own_redis.start()  # same port, same append-only file
-        assert stack.json("nuevo", dato="3", timestamp="3000").status_code == 200
+        assert stack.json("nuevo", dato="3", timestamp=str(T0 + 3000)).status_code == 200
         assert stack.http.get(f"{stack.base}/healthz").status_code == 200
         readings = stack.json("listar").json()["readings"]
-        assert [(r["timestamp"], r["value"]) for r in readings] == [(3000, 3.0), (1000, 1.0)]
+        assert [(r["timestamp"], r["value"]) for r in readings] == [(T0 + 3000, 3.0), (T0 + 1000, 1.0)]
 
 
 def test_make_ups_own_redis_is_started_again_when_it_dies(tmp_path):
@@ -58,7 +60,7 @@ def test_make_ups_own_redis_is_started_again_when_it_dies(tmp_path):
     the same port and append-only file, and every acknowledged reading is still there."""
     with LocalStack(None, tmp_path) as stack:
         for i in range(20):
-            assert stack.json("nuevo", dato=str(i), timestamp=str(1000 * (i + 1))).status_code == 200
+            assert stack.json("nuevo", dato=str(i), timestamp=str(T0 + 1000 * (i + 1))).status_code == 200
         first = stack.redis_client()
         pid = first.info("server")["process_id"]
         os.kill(pid, signal.SIGKILL)
@@ -67,7 +69,7 @@ def test_make_ups_own_redis_is_started_again_when_it_dies(tmp_path):
             assert time.monotonic() < deadline, stack.log()
             time.sleep(0.1)
         assert stack.redis_client().info("server")["process_id"] != pid
-        assert stack.json("nuevo", dato="99", timestamp="99000").status_code == 200
+        assert stack.json("nuevo", dato="99", timestamp=str(T0 + 99000)).status_code == 200
         listed = stack.json("listar", count="100").json()
         assert listed["total"] == 21
         assert [r["value"] for r in listed["readings"]] == [99.0, *map(float, range(19, -1, -1))]
@@ -94,7 +96,7 @@ def test_make_up_starts_a_redis_cluster_when_asked(tmp_path):
     args = ("--cluster", "3", "--replicas", "0", "--redis-port", str(base))
     with LocalStack(None, tmp_path, args=args) as stack:
         for sensor in ("a", "b", "c", "mediciones"):
-            assert stack.json("nuevo", dato="1.5", sensor=sensor, timestamp="1000").status_code == 200
+            assert stack.json("nuevo", dato="1.5", sensor=sensor, timestamp=str(T0 + 1000)).status_code == 200
             assert stack.json("listar", sensor=sensor).json()["total"] == 1
         password = (stack.data_dir / "cluster-3x0" / "node-0" / "password").read_text()
         with redis.Redis(port=base, password=password, decode_responses=True) as node:
@@ -110,18 +112,18 @@ def test_make_up_starts_a_redis_cluster_when_asked(tmp_path):
 
 def feed(stack, count):
     for i in range(count):
-        assert stack.json("nuevo", dato=str(70 + i % 3), timestamp=str(1000 * (i + 1))).status_code == 200
+        assert stack.json("nuevo", dato=str(70 + i % 3), timestamp=str(T0 + 1000 * (i + 1))).status_code == 200
 
 
 def test_model_server_down_nuevo_works_and_detectar_stores_but_says_it_did_not_judge(own_redis, tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
     with LocalStack(own_redis, tmp_path, env={"SERVING_URL": closed}) as stack:
         feed(stack, 10)
-        answer = stack.json("detectar", dato="71", timestamp="20000")
+        answer = stack.json("detectar", dato="71", timestamp=str(T0 + 20000))
         assert answer.status_code == 503
         body = answer.json()
         assert "model server unavailable" in body["error"] and "do not send it again" in body["error"]
-        assert body["stored"] is True and body["timestamp"] == 20000 and body["anomaly"] is None
+        assert body["stored"] is True and body["timestamp"] == T0 + 20000 and body["anomaly"] is None
         assert stack.json("listar").json()["total"] == 11
 
 
@@ -130,7 +132,7 @@ def test_model_server_down_falls_back_to_the_embedded_engine_when_asked(own_redi
     env = {"SERVING_URL": closed, "SERVING_FALLBACK": "embedded"}
     with LocalStack(own_redis, tmp_path, env=env) as stack:
         feed(stack, 10)
-        answer = stack.json("detectar", dato="71", timestamp="20000")
+        answer = stack.json("detectar", dato="71", timestamp=str(T0 + 20000))
         assert answer.status_code == 200
         assert answer.json()["engine"] == "embedded (fallback)"
         assert answer.json()["anomaly"] in (True, False)

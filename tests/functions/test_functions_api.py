@@ -62,12 +62,13 @@ def test_nuevo_takes_a_json_body_an_iso_time_and_a_bare_number(api, redis_client
     assert stored_values(redis_client) == [18.5]
 
 
-def test_the_first_millisecond_is_a_timestamp_in_any_offset(api, redis_client):
-    """1969-12-31T23:00-01:00 is the epoch itself; a moment before it is refused."""
-    answer = api.json("nuevo", dato="1.5", sensor="epoca", timestamp="1969-12-31T23:00:00-01:00")
-    assert answer.status_code == 200 and answer.json()["timestamp"] == 0
-    early = api.json("nuevo", dato="1.5", sensor="epoca", timestamp="1969-12-31T22:59:59.999-01:00")
-    assert early.status_code == 400 and "out of range" in early.json()["error"]
+def test_the_earliest_millisecond_is_a_timestamp_in_any_offset(api, redis_client):
+    """1999-12-31T23:00-01:00 is EARLIEST_READING itself (2000-01-01 UTC); a moment before
+    it is refused."""
+    answer = api.json("nuevo", dato="1.5", sensor="epoca", timestamp="1999-12-31T23:00:00-01:00")
+    assert answer.status_code == 200 and answer.json()["timestamp"] == 946_684_800_000
+    early = api.json("nuevo", dato="1.5", sensor="epoca", timestamp="1999-12-31T22:59:59.999-01:00")
+    assert early.status_code == 400 and "before 2000-01-01" in early.json()["error"]
 
 
 def test_json_numbers_that_are_whole_count_as_whole(api, redis_client):
@@ -142,8 +143,8 @@ def test_a_batch_counts_readings_stored_before_as_already_stored(api, redis_clie
     readings = [{"dato": 20 + i, "timestamp": start + i * 1000} for i in range(3)]
     assert api.post("nuevo", {"sensor": "lote", "readings": readings},
                     params={"format": "json"}).json() == {"sensor": "lote", "stored": 3}
-    retried = api.post("nuevo", {"sensor": "lote", "readings": readings + [
-        {"dato": 30, "timestamp": start + 3000}]}, params={"format": "json"})
+    retried = api.post("nuevo", {"sensor": "lote", "readings": [
+        *readings, {"dato": 30, "timestamp": start + 3000}]}, params={"format": "json"})
     assert retried.status_code == 200
     assert retried.json() == {"sensor": "lote", "stored": 1, "already_stored": 3}
     mixed = api.post("nuevo", {"sensor": "lote", "readings": [

@@ -9,7 +9,9 @@ die between storing and answering), but never twice.
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import signal
 import threading
 import time
@@ -17,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -26,6 +29,7 @@ from infra.local.redis_cluster import LocalCluster
 from infra.local.redis_server import RedisServer
 from models.locations import DEFAULT_MODEL
 from tests.conftest import ON_BOTH_LAYOUTS, cluster_env
+from tests.support.cluster_roles import master_of, replica_of
 from tests.support.stack import LocalStack
 
 PAST = 1_600_000_000_000  # 2020: explicit timestamps far from the server clock's
@@ -177,6 +181,50 @@ def test_a_batch_that_does_not_fit_yet_is_told_when_to_come_back(api, redis_clie
     assert len(series(redis_client, "lleno")) == 4000
 
 
+# --- many callers, each on a connection of its own ------------------------------------
+
+CALLERS, CALLS = 32, 2000
+
+
+def call_on_a_new_connection(port: int, index: int) -> tuple[float, str]:
+    """Call `index` on a connection of its own, as urllib does: a GET or a POST with a JSON
+    body, `Connection: close` or keep-alive (closed by the caller once answered), an HTML or
+    a JSON answer. Returns the reading's value and the whole answer; an answer cut short
+    raises (http.client's IncompleteRead, RemoteDisconnected)."""
+    value = index + 0.375
+    sensor = f"load-{index % 4}"
+    timestamp = PAST + index * 10
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Connection": "close"} if index % 2 else {}
+    as_json = index % 3 == 0
+    try:
+        if index % 4 < 2:
+            query = urlencode({"sensor": sensor, "dato": repr(value), "timestamp": timestamp,
+                               **({"format": "json"} if as_json else {})})
+            connection.request("GET", f"/function/nuevo?{query}", headers=headers)
+        else:
+            body = json.dumps({"sensor": sensor, "dato": value, "timestamp": timestamp})
+            connection.request("POST", "/function/nuevo" + ("?format=json" if as_json else ""),
+                               body=body, headers={**headers, "Content-Type": "application/json"})
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    finally:
+        connection.close()
+    assert answer.status == 200, text
+    assert text.endswith("}" if as_json else "</html>"), text[-200:]
+    return value, text
+
+
+@pytest.mark.slow
+def test_many_callers_each_on_its_own_connection_are_all_answered_and_stored(api, redis_client):
+    """2,000 calls from 32 threads, each on a new connection: every one answered whole, with
+    the keep-alive and the `Connection: close` ones mixed, and every reading stored."""
+    with ThreadPoolExecutor(CALLERS) as pool:
+        answered = list(pool.map(lambda i: call_on_a_new_connection(api.port, i), range(CALLS)))
+    stored = sorted(v for k in range(4) for _, v in series(redis_client, f"load-{k}"))
+    assert stored == sorted(value for value, _ in answered)
+
+
 # --- Redis killed in the middle of a write load -----------------------------------------
 
 class Ledger:
@@ -186,9 +234,9 @@ class Ledger:
         self.lock = threading.Lock()
         self.acknowledged: list[float] = []
         self.maybe: list[float] = []
-        self.unavailable = Counter()  # function -> 503s without `stored: true`
+        self.unavailable: Counter[str] = Counter()  # function -> 503s without `stored: true`
         self.unexpected: list[str] = []
-        self.after: dict[str, int] = Counter()  # phase -> acknowledged
+        self.after: Counter[str] = Counter()  # phase -> acknowledged
 
     def record(self, function: str, values: list[float], answer: requests.Response, phase: str):
         body = answer.json() if answer.headers.get("Content-Type") == "application/json" else {}
@@ -304,8 +352,8 @@ def fail_over_mid_load(cluster: LocalCluster, tmp_path, **settings: str) -> tupl
     env = cluster_env(cluster, REDIS_TIMEOUT="1", **settings)  # WAIT gives up after 0.5 s
     with LocalStack(None, tmp_path, env=env) as stack, writers(stack.base, ledger, phase):
         time.sleep(1.5)
-        master = cluster.master_of("horno")
-        replica = cluster.replica_of(master)
+        master = master_of(cluster, "horno")
+        replica = replica_of(cluster, master)
         phase[0] = "replica behind"
         replica.send_signal(signal.SIGSTOP)
         with master.client() as client:
@@ -315,7 +363,7 @@ def fail_over_mid_load(cluster: LocalCluster, tmp_path, **settings: str) -> tupl
         master.kill()
         replica.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + 20
-        while cluster.master_of("horno") is not replica:  # promoted (node timeout 1 s)
+        while master_of(cluster, "horno") is not replica:  # promoted (node timeout 1 s)
             assert time.monotonic() < deadline, "the replica was not promoted"
             time.sleep(0.1)
         # Started again (as make up and Swarm do), the old master rejoins as the new one's
@@ -371,7 +419,7 @@ def model_server_load(stack: LocalStack, stub, redis_client) -> list[dict]:
     """nuevo and detectar writers while the model server goes through FAULTS; returns one
     record per request: function, phase (when it was sent and when answered), answer."""
     sensors = [f"sonda-{k}" for k in range(4)]
-    for k, sensor in enumerate(sensors):  # a full window each, so detectar can judge
+    for sensor in sensors:  # a full window each, so detectar can judge
         readings = [{"dato": 70 + i % 3, "timestamp": PAST + i * 1000} for i in range(WINDOW)]
         assert stack.post("nuevo", {"sensor": sensor, "readings": readings}).status_code == 200
     records, lock, stop, phase = [], threading.Lock(), threading.Event(), ["healthy"]

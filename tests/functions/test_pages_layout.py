@@ -111,6 +111,6 @@ def test_the_chart_labels_and_the_anomaly_column_are_on_screen_at_360_px(api, re
     })()""")
     width = placed["width"]
     assert len(placed["labels"]) >= 5 + 2  # the value ticks and the first and last times
-    assert all(0 <= left and right <= width for left, right in placed["labels"]), placed
-    assert 0 <= placed["anomaly"][0] and placed["anomaly"][1] <= width, placed
+    assert all(left >= 0 and right <= width for left, right in placed["labels"]), placed
+    assert placed["anomaly"][0] >= 0 and placed["anomaly"][1] <= width, placed
     assert placed["dots"] == 1

@@ -30,7 +30,7 @@ def test_the_replaced_model_reproduces_its_verdicts(redis_server, redis_client, 
     serve = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
     windows = np.array([values[i - 10:i][::-1] for i in range(10, len(values))], np.float32)
     predicted = serve(tf.constant(windows[:, :, None]))["output_0"].numpy()[:, 0, 0]
-    expected = [bool(abs(v - p) > THRESHOLD) for v, p in zip(values[10:], predicted)]
+    expected = [bool(abs(v - p) > THRESHOLD) for v, p in zip(values[10:], predicted, strict=True)]
     assert 0 < sum(expected) < len(expected)  # the stretch holds both verdicts
 
     with LocalStack(redis_server, tmp_path, env={"MODEL_PATH": str(model_dir)}) as stack:

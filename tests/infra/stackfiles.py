@@ -11,12 +11,14 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from shared.config import REPO_ROOT
+
 INFRA = REPO_ROOT / "infra"
 SWARM_DIR = INFRA / "swarm"
 GRAFANA_DIR = INFRA / "grafana"
@@ -59,9 +61,9 @@ def docker_client() -> str | None:
     return shutil.which("docker")
 
 
-def docker_stack_config(path: Path) -> subprocess.CompletedProcess:
+def docker_stack_config(docker: str, path: Path) -> subprocess.CompletedProcess[str]:
     """`docker stack config -c FILE`: the client's own schema check and interpolation, offline."""
-    return subprocess.run([docker_client(), "stack", "config", "-c", str(path)],
+    return subprocess.run([docker, "stack", "config", "-c", str(path)],
                           capture_output=True, text=True, timeout=60)
 
 

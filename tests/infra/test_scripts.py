@@ -18,10 +18,49 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.infra.stackfiles import COMMON_SH, DEPLOY_SH, DOWN_SH, REPO_ROOT, docker_client, shell_array
+from tests.infra.stackfiles import (
+    COMMON_SH,
+    DEPLOY_SH,
+    DOWN_SH,
+    REPO_ROOT,
+    STACK_YML,
+    docker_client,
+    shell_array,
+)
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 SCRIPTS = [DEPLOY_SH, DOWN_SH]
+STACK_FUNCTIONS = list(yaml.safe_load(STACK_YML.read_text())["functions"])  # read by PyYAML
+
+
+def common_sh_functions(root: Path) -> subprocess.CompletedProcess[str]:
+    """What infra/common.sh under `root` sets FUNCTIONS to (one per line), or its error."""
+    return subprocess.run(["bash", "-c", 'set -euo pipefail; source "$1"; printf "%s\\n" "${FUNCTIONS[@]}"',
+                           "-", str(root / "infra" / "common.sh")],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_the_scripts_functions_are_the_ones_stack_yml_declares():
+    result = common_sh_functions(REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == STACK_FUNCTIONS
+
+
+def test_a_function_added_to_stack_yml_is_one_of_the_scripts_functions(tmp_path):
+    (tmp_path / "infra").mkdir()
+    shutil.copy(COMMON_SH, tmp_path / "infra" / "common.sh")
+    (tmp_path / "stack.yml").write_text(
+        "version: 1.0\nfunctions:\n"
+        "  # a comment, then a function whose blocks are anchored\n"
+        "  nuevo:\n    lang: python3-http\n    environment: &env\n      A: b\n\n"
+        "  resumen:   # the added one\n    lang: python3-http\n    environment: *env\n"
+        "configuration:\n  templates:\n    - name: python3-http\n")
+    result = common_sh_functions(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["nuevo", "resumen"]
+    (tmp_path / "stack.yml").write_text("version: 1.0\nprovider:\n  name: openfaas\n")
+    result = common_sh_functions(tmp_path)
+    assert result.returncode != 0 and "declares no functions" in result.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
@@ -61,6 +100,7 @@ class Host:
             "PATH": f"{FAKES}:{os.environ['PATH']}",
             "HOME": str(tmp_path),
             "FAKE_STATE": str(self.state),
+            "FAKE_FUNCTIONS": " ".join(STACK_FUNCTIONS),
             "REAL_DOCKER": docker_client() or "",
             "ANOMALIAS_SECRETS_DIR": str(self.secrets),
             "ANOMALIAS_STATE_FILE": str(self.state_file),
@@ -124,7 +164,7 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
     assert _index(calls, r"^faas-cli template pull stack -f stack\.yml --overwrite$") < up
     assert func < data < up
     assert _index(calls, r"^docker swarm init") < func
-    for fn in ("nuevo", "listar", "detectar"):
+    for fn in STACK_FUNCTIONS:
         assert _index(calls, rf"^curl .*/function/{fn}\?format=json$") > up
     assert _index(calls, r"^docker stack deploy .*mqtt\.yml mqtt$") > _index(
         calls, r"^curl .*/function/detectar\?format=json$")

@@ -23,7 +23,6 @@ from tests.conftest import NAB_DATA_DIR
 from tests.models.evaluation.test_nab_data import needs_data
 
 
-
 def assert_the_model_cards_figures(version_dir: Path) -> None:
     description = load_description(version_dir)
     series = nab.load_machine_temperature(NAB_DATA_DIR)
@@ -33,8 +32,11 @@ def assert_the_model_cards_figures(version_dir: Path) -> None:
     ordered = scaled[:, ::-1] if description.input_order == "oldest_first" else scaled
     engine = EmbeddedModel.load(version_dir, description)
     output = engine.predict(ordered[..., None].astype(np.float32))
-    predicted = offset + scale * output[(slice(None), *description.prediction_index)]
-    rule, state, detections = rules.build(description.decision), {}, []
+    prediction: tuple[slice | int, ...] = (slice(None), *description.prediction_index)
+    predicted = offset + scale * output[prediction]
+    rule = rules.build(description.decision)
+    state: dict[str, float] = {}
+    detections: list[int] = []
     timestamps = series.stream_timestamps()
     for row in range(w, len(values)):
         observed = rules.Observed(float(values[row]), float(predicted[row - w]), timestamps[row],
@@ -73,6 +75,6 @@ def test_make_train_reproduces_the_shipped_model(tmp_path):
     retrained = tmp_path / "modelo" / "1"
     shipped, fresh = float_arrays(resolve_version_dir(DEFAULT_MODEL)), float_arrays(retrained)
     assert [a.shape for a in fresh] == [a.shape for a in shipped]
-    for new, old in zip(fresh, shipped):
+    for new, old in zip(fresh, shipped, strict=True):
         np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-6)
     assert_the_model_cards_figures(retrained)

@@ -68,6 +68,8 @@ def test_secrets_are_read_from_files(tmp_path):
     ({"MODEL_ENGINE": "tfserving"}, "needs SERVING_HOST"),
     ({"SERVING_URL": "serving:8501"}, "SERVING_URL"),
     ({"MODEL_NAME": "../etc"}, "MODEL_NAME"),
+    ({"EARLIEST_READING": "ayer"}, "EARLIEST_READING='ayer' is not valid: expected an ISO-8601 date"),
+    ({"EARLIEST_READING": "1969-12-31"}, "EARLIEST_READING"),
 ])
 def test_a_bad_value_is_named_with_what_was_expected(env, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
@@ -81,3 +83,8 @@ def test_the_local_stack_refuses_to_start_with_a_bad_setting(redis_server):
     assert result.returncode == 2
     assert "WINDOW_SIZE='abc' is not valid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readings_are_refused_before_2000_unless_told_otherwise():
+    assert load_settings({}).earliest_reading_ms == 946_684_800_000
+    assert load_settings({"EARLIEST_READING": "1970-01-01"}).earliest_reading_ms == 0

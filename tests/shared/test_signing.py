@@ -21,7 +21,7 @@ def test_a_signature_verifies_for_exactly_its_call():
     ok = signing.verify(value, KEY, "nuevo", list(reversed(query)), b"25.4\n", HOUR_MS, now_ms=1_000_000)
     assert ok == made  # the query's order does not matter, its content does
     for function, pairs, body in (("detectar", query, b"25.4\n"), ("nuevo", query[:1], b"25.4\n"),
-                                  ("nuevo", query, b"25.4"), ("nuevo", query + [("x", "")], b"25.4\n")):
+                                  ("nuevo", query, b"25.4"), ("nuevo", [*query, ("x", "")], b"25.4\n")):
         with pytest.raises(signing.SignatureError, match="does not match"):
             signing.verify(value, KEY, function, pairs, body, HOUR_MS, now_ms=1_000_000)
     with pytest.raises(signing.SignatureError, match="does not match"):

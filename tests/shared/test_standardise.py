@@ -63,9 +63,9 @@ def test_batch_and_single_window_agree():
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected 5 readings, got shape \(4,\)"):
         standardise.model_input(description(STD), RAW[:4])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="the window holds a non-finite reading"):
         standardise.model_input(description(STD), np.array([1.0, np.nan, 2.0, 3.0, 4.0]))
     with pytest.raises(ValueError, match="unknown scaling"):
         standardise.model_input(description({"kind": "minmax"}), RAW)

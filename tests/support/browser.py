@@ -3,13 +3,15 @@
 `--screenshot` alone cannot say how a page lays out at 360 px (headless windows are at least
 500 px wide, and a phone's viewport is emulated, not a window size), so the browser is
 driven through --remote-debugging-pipe: JSON messages separated by NUL bytes on file
-descriptors 3 (to it) and 4 (from it), put in place by a few lines of Python run before it. Only what the tests use is here: open a page at a
-device size, evaluate an expression in it, take a screenshot.
+descriptors 3 (to it) and 4 (from it), put in place by a few lines of Python run before it.
+Only what the tests use is here: open a page at a device size, evaluate an expression in it,
+take a screenshot.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -49,7 +51,7 @@ class Browser:
         self._next_id = 0
         self._pending = b""
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_browser, self._to = os.pipe()
         self._from, from_browser = os.pipe()
@@ -67,10 +69,8 @@ class Browser:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.call("Browser.close")
-        except (BrowserError, OSError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

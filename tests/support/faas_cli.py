@@ -15,6 +15,7 @@ asynchronously." on 202.
 from __future__ import annotations
 
 import http.client
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote_plus, urlsplit
 
@@ -34,12 +35,13 @@ def query_string(pairs: list[tuple[str, str]]) -> str:
     return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(pairs, key=lambda p: p[0]))
 
 
-def invoke(gateway: str, function: str, body: bytes = b"", *, query: list[tuple[str, str]] = (),
+def invoke(gateway: str, function: str, body: bytes = b"", *, query: Sequence[tuple[str, str]] = (),
            headers: dict[str, str] | None = None, method: str = "POST", asynchronous: bool = False,
            content_type: str = "text/plain", timeout_s: float = 30.0) -> Answer:
     base = urlsplit(gateway)
     path = f"/{'async-function' if asynchronous else 'function'}/{function}.{NAMESPACE}"
     qs = query_string(list(query))
+    assert base.hostname, f"{gateway!r} names no host"
     connection = http.client.HTTPConnection(base.hostname, base.port or 80, timeout=timeout_s)
     try:
         connection.putrequest(method, path + (f"?{qs}" if qs else ""), skip_accept_encoding=True)

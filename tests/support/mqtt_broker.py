@@ -34,12 +34,12 @@ class MqttBroker:
         self.log_path = work_dir / f"amqtt-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 20.0) -> "MqttBroker":
+    def start(self, timeout_s: float = 20.0) -> MqttBroker:
         self.config.write_text(CONFIG.format(port=self.port))
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(self.config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(self.log_path, "ab") as log:  # the broker writes to its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -54,14 +54,14 @@ class MqttBroker:
     def stop(self) -> None:
         processes.stop(self.process)
 
-    def restart(self) -> "MqttBroker":
+    def restart(self) -> MqttBroker:
         self.stop()
         return self.start()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
-    def __enter__(self) -> "MqttBroker":
+    def __enter__(self) -> MqttBroker:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -46,7 +46,7 @@ class LocalStack:
         self.http = requests.Session()
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "infra.local", *self.args], cwd=REPO_ROOT,
@@ -68,8 +68,10 @@ class LocalStack:
         processes.stop(self.process)
         self.http.close()
 
-    def redis_client(self) -> "redis.Redis":
+    def redis_client(self) -> redis.Redis:
         """A client of the stack's own Redis (redis None), with the password it made."""
+        if self.redis_port is None:
+            raise RuntimeError("this stack uses the Redis its REDIS_HOST names, not one of its own")
         password = (self.data_dir / "password").read_text()
         return redis.Redis(host="127.0.0.1", port=self.redis_port, password=password)
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from infra.evaluate import __main__ as cli
 from models.evaluation import corpus
@@ -20,11 +21,11 @@ def write_corpus(folder: Path) -> Path:
     start = np.datetime64("2020-01-01T00:00:00")  # five-minute readings
     stamps = [str(start + np.timedelta64(5 * i, "m")).replace("T", " ") for i in range(1200)]
     windows = {}
-    for key, seed in zip(FILES, (7, 11)):
+    for key, seed in zip(FILES, (7, 11), strict=True):
         path = folder / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("timestamp,value\n" + "".join(
-            f"{s},{v:.4f}\n" for s, v in zip(stamps, synthetic_values(seed=seed))))
+            f"{s},{v:.4f}\n" for s, v in zip(stamps, synthetic_values(seed=seed), strict=True)))
         windows[key] = [[stamps[WINDOW_ROWS[0]], stamps[WINDOW_ROWS[1]]]]
     (folder / "windows.json").write_text(json.dumps(windows))
     (folder / "published_scores.json").write_text(json.dumps({"detectors": {"ARTime": {
@@ -59,10 +60,7 @@ def test_the_corpus_is_streamed_file_by_file_and_scored_in_total(tmp_path, capsy
 
 def test_the_corpus_needs_in_process_streaming(tmp_path, capsys):
     for extra in (["--url", "http://127.0.0.1:1"], ["--csv", "x.csv", "--windows", "w.json"]):
-        try:
+        with pytest.raises(SystemExit) as refused:
             cli.parse_args(["--corpus", str(tmp_path), *extra])
-        except SystemExit as exit:
-            assert exit.code == 2
-        else:
-            raise AssertionError(f"--corpus with {extra} was accepted")
+        assert refused.value.code == 2, f"--corpus with {extra}"
     assert "not with --csv or --url" in capsys.readouterr().err

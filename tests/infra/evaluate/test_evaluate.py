@@ -22,6 +22,7 @@ from models.evaluation import nab, report
 from models.evaluation.scoring import score
 from models.locations import DEFAULT_MODEL as MODEL
 from shared.config import REPO_ROOT as REPO
+
 pytestmark = pytest.mark.skipif(not any(MODEL.glob("*/saved_model.pb")),
                                 reason="no exported model in models/modelo/")
 
@@ -45,7 +46,7 @@ def write_nab_csv(folder: Path, values: np.ndarray) -> tuple[Path, Path]:
     stamps = [str(start + np.timedelta64(5 * i, "m")).replace("T", " ") for i in range(len(values))]
     csv_path = folder / "one_window.csv"
     csv_path.write_text("timestamp,value\n" + "".join(
-        f"{s},{v:.6f}\n" for s, v in zip(stamps, values)))
+        f"{s},{v:.6f}\n" for s, v in zip(stamps, values, strict=True)))
     windows_path = folder / "windows.json"
     left, right = (stamps[i] + ".000000" for i in WINDOW_ROWS)
     windows_path.write_text(json.dumps({SERIES: [[left, right]]}))
@@ -259,6 +260,7 @@ def test_the_gateway_s_rule_is_named_not_none():
 
 def test_the_legend_hides_no_reading():
     import matplotlib.pyplot as plt
+
     from models.evaluation.plot import evaluation_figure
 
     series = series_of(synthetic_values(), [WINDOW_ROWS])

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
+
+import pytest
+
+from infra.local.async_calls import CALLBACK_TIMEOUT_S
+from tests.support.stack import LocalStack
 
 
 def async_post(api, function, data, headers=None, **params):
@@ -40,7 +47,58 @@ def test_only_post_to_a_known_function(api):
     assert api.http.get(f"{api.base}/async-function/nuevo").status_code == 405
     assert api.http.put(f"{api.base}/async-function/nuevo", data=b"1").status_code == 405
     missing = async_post(api, "nada", b"1")
-    assert missing.status_code == 404 and "nada" in missing.text
+    assert missing.status_code == 404 and "nada" not in missing.text  # the functions are named
+    assert "detectar, listar, nuevo" in missing.text
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1:6379/_",
+                                 "http:///no-host", "/relative"])
+def test_a_callback_that_is_not_an_http_url_is_refused_and_nothing_runs(api, redis_client, url):
+    body = json.dumps({"dato": 1.5, "sensor": "cola"})
+    answer = async_post(api, "nuevo", body, {"X-Callback-Url": url}, format="json")
+    assert answer.status_code == 400 and "http:// or https://" in answer.text
+    assert url not in answer.text
+    time.sleep(0.3)
+    assert api.json("listar", sensor="cola").json()["total"] == 0
+
+
+def test_callback_hosts_limits_where_answers_go(redis_server, redis_client, callback, tmp_path):
+    with LocalStack(redis_server, tmp_path, env={"CALLBACK_HOSTS": "localhost, Example.org"}) as stack:
+        body = json.dumps({"dato": 1.5, "sensor": "cola"})
+        refused = async_post(stack, "nuevo", body, {"X-Callback-Url": callback.url})
+        assert refused.status_code == 400 and "example.org, localhost" in refused.text
+        allowed = callback.url.replace("127.0.0.1", "localhost")
+        assert async_post(stack, "nuevo", body, {"X-Callback-Url": allowed}).status_code == 202
+        headers, _ = callback.received.get(timeout=5)
+        assert headers["X-Function-Status"] == "200"
+
+
+@pytest.fixture
+def silent_url():
+    """A URL whose server takes connections and never answers (the kernel accepts them)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/never"
+    sock.close()
+
+
+def test_a_callback_that_never_answers_delays_no_other_call(api, redis_client, callback, silent_url):
+    """12 calls whose callback hangs (CALLBACK_TIMEOUT_S per attempt, two attempts), then an
+    unrelated call: it is stored and called back at once, not after theirs time out."""
+    for i in range(12):
+        body = json.dumps({"dato": i + 0.5, "sensor": "lento"})
+        assert async_post(api, "nuevo", body, {"X-Callback-Url": silent_url}).status_code == 202
+    time.sleep(0.5)  # the hanging callbacks are under way
+    started = time.monotonic()
+    body = json.dumps({"dato": 99.5, "sensor": "aparte"})
+    assert async_post(api, "nuevo", body, {"X-Callback-Url": callback.url},
+                      format="json").status_code == 202
+    assert api.wait_total("aparte", 1, deadline_s=3)["total"] == 1
+    headers, sent = callback.received.get(timeout=3)
+    assert json.loads(sent)["value"] == 99.5
+    assert time.monotonic() - started < 3 < CALLBACK_TIMEOUT_S
+    assert api.wait_total("lento", 12, deadline_s=3)["total"] == 12
 
 
 def test_the_simulator_runs_async_against_the_local_stack(api, redis_client, tmp_path):

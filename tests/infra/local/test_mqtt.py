@@ -12,6 +12,7 @@ import json
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -78,8 +79,9 @@ def test_broker_urls():
 
 class _Gateway(BaseHTTPRequestHandler):
     """The gateway's GET /system/functions (basic auth) and a /function/ that records calls."""
-    functions = [{"name": "detectar", "annotations": {"topic": "planta/a/temperatura"}},
-                 {"name": "listar", "annotations": None}]
+    functions: ClassVar[list[dict[str, Any]]] = [
+        {"name": "detectar", "annotations": {"topic": "planta/a/temperatura"}},
+        {"name": "listar", "annotations": None}]
 
     def do_GET(self):
         ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"admin:pw").decode()

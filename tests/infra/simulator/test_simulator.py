@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -10,8 +11,18 @@ import pytest
 
 from infra.simulator.__main__ import main
 from infra.simulator.report import render_text, score
-from infra.simulator.scenario import (CADENCE_S, KINDS, Anomaly, Plan, SensorSeries, generate,
-                                      inject, replay, sensor_names, stamp)
+from infra.simulator.scenario import (
+    CADENCE_S,
+    KINDS,
+    Anomaly,
+    Plan,
+    SensorSeries,
+    generate,
+    inject,
+    replay,
+    sensor_names,
+    stamp,
+)
 from shared.store.keys import anomalies_key
 
 PLAN = Plan(warmup=100, tolerance=12, holdoff=50, gap=10)
@@ -33,7 +44,7 @@ def test_anomalies_come_after_the_warm_up_and_a_hold_off_apart():
     assert [a.kind for a in series[0].anomalies] == ["spike", "drop", "stuck", "drift"]
     assert [a.kind for a in series[1].anomalies] == ["drop", "stuck", "drift", "spike"]  # rotated
     assert starts[0] == PLAN.warmup
-    for previous, anomaly in zip(series[0].anomalies, series[0].anomalies[1:]):
+    for previous, anomaly in itertools.pairwise(series[0].anomalies):
         assert anomaly.start - (previous.end + PLAN.tolerance) >= PLAN.holdoff
 
 
@@ -66,7 +77,7 @@ def test_timestamps_are_explicit_on_the_cadence_and_end_now():
 
 def test_sensor_names_are_valid_ids():
     assert sensor_names("sim", "261125", 2) == ["sim-261125-1", "sim-261125-2"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'bad name-1-1' is not valid"):
         sensor_names("bad name", "1", 1)
 
 

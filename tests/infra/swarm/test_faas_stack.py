@@ -8,7 +8,14 @@ import re
 from shared.config import load_settings
 from shared.store.scripts import ALL, LUA_DIR
 from tests.infra.stackfiles import (
-    COMMON_SH, FUNCTIONS, REPO_ROOT, STACK_YML, SWARM_DIR, image_tag, interpolate, load_yaml,
+    COMMON_SH,
+    FUNCTIONS,
+    REPO_ROOT,
+    STACK_YML,
+    SWARM_DIR,
+    image_tag,
+    interpolate,
+    load_yaml,
     shell_array,
 )
 

@@ -26,7 +26,7 @@ def _targets():
     for path in DASHBOARD_FILES:
         for panel in load_json(path)["panels"]:
             for target in panel.get("targets", []):
-                yield panel, {**{"datasource": panel.get("datasource")}, **target}
+                yield panel, {"datasource": panel.get("datasource"), **target}
 
 
 def test_datasources():
@@ -159,7 +159,8 @@ def test_the_dashboards_commands_against_redis_before_and_after_the_first_anomal
     start = 1_700_000_000_000
     for i in range(WINDOW):
         for sensor in ("horno-1", "horno-2"):
-            assert api.get("nuevo", dato="70.0", sensor=sensor, timestamp=str(start + i * 300_000)).status_code == 200
+            stamp = str(start + i * 300_000)
+            assert api.get("nuevo", dato="70.0", sensor=sensor, timestamp=stamp).status_code == 200
     after = start + WINDOW * 300_000
     sensors = [v.decode() for v in redis_client.execute_command("TS.QUERYINDEX", "kind=reading")]
     assert sorted(sensors) == ["horno-1", "horno-2"]

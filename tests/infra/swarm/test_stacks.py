@@ -11,8 +11,17 @@ import pytest
 import yaml
 
 from tests.infra.stackfiles import (
-    COMMON_SH, GRAFANA_DIR, REPO_ROOT, SWARM_DIR, docker_client, docker_stack_config, image_tag,
-    interpolate, load_yaml, shell_array, swarm_stack_files,
+    COMMON_SH,
+    GRAFANA_DIR,
+    REPO_ROOT,
+    SWARM_DIR,
+    docker_client,
+    docker_stack_config,
+    image_tag,
+    interpolate,
+    load_yaml,
+    shell_array,
+    swarm_stack_files,
 )
 
 STACKS = swarm_stack_files()
@@ -29,9 +38,10 @@ def test_the_stack_files_exist():
 
 @pytest.mark.parametrize("path", STACKS, ids=STACK_IDS)
 def test_docker_stack_config_accepts_the_file(path):
-    if docker_client() is None:
+    docker = docker_client()
+    if docker is None:
         pytest.skip("the docker client is not installed: `docker stack config` cannot run")
-    result = docker_stack_config(path)
+    result = docker_stack_config(docker, path)
     assert result.returncode == 0, f"docker stack config -c {path.name}:\n{result.stderr}"
     assert yaml.safe_load(result.stdout)["services"]
 
@@ -99,8 +109,10 @@ def test_openfaas_is_pinned_to_the_last_swarm_versions():
     assert images["faas-swarm"] in ("openfaas/faas-swarm:0.9.0", "openfaas/faas-swarm:0.9.1")
     assert images["nats"] == "nats-streaming:0.17.0"
     assert images["queue-worker"] == "openfaas/queue-worker:0.11.2"
-    assert images["prometheus"] == "prom/prometheus:v2.11.0"
-    assert images["alertmanager"] == "prom/alertmanager:v0.18.0"
+    # The newest releases (Prometheus 3.14.0, Alertmanager 0.34.0, 2026-08): the gateway's
+    # rule and webhook still work with them (test_the_scaling_alert_survives_prometheus_3)
+    assert images["prometheus"] == "prom/prometheus:v3.14.0"
+    assert images["alertmanager"] == "prom/alertmanager:v0.34.0"
 
 
 def test_openfaas_has_basic_auth_on_and_the_functions_network():
@@ -133,6 +145,33 @@ def test_alertmanager_scales_through_the_gateway():
     prometheus = yaml.safe_load((SWARM_DIR / "prometheus" / "prometheus.yml").read_text())
     assert any(t == "alertmanager:9093" for a in prometheus["alerting"]["alertmanagers"]
                for c in a["static_configs"] for t in c["targets"])
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)([sm])", duration)
+    assert match, duration
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_the_scaling_alert_survives_prometheus_3():
+    """Prometheus 3's range selectors are left-open: a window of w seconds over scrapes every
+    i seconds holds floor(w / i) samples, and rate() needs two. Its scrapes fail on a
+    Content-Type it cannot read unless a fallback is named. Alertmanager routes the alert on
+    the labels the rule sets, with `matchers` (`match` is deprecated)."""
+    rules = yaml.safe_load((SWARM_DIR / "prometheus" / "alert.rules.yml").read_text())
+    rule = next(r for g in rules["groups"] for r in g["rules"]
+                if r.get("alert") == "APIHighInvocationRate")
+    window = re.search(r"gateway_function_invocation_total\{[^}]*\}\[(\w+)\]", rule["expr"])
+    assert window
+    prometheus = yaml.safe_load((SWARM_DIR / "prometheus" / "prometheus.yml").read_text())
+    gateway = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "gateway")
+    assert _seconds(window[1]) // _seconds(gateway["scrape_interval"]) >= 2
+    assert gateway["fallback_scrape_protocol"] == "PrometheusText0.0.4"
+    config = yaml.safe_load((SWARM_DIR / "prometheus" / "alertmanager.yml").read_text())
+    (route,) = [r for r in config["route"]["routes"] if r["receiver"] == "scale-up"]
+    assert "match" not in route
+    wanted = {m.split("=")[0]: m.split("=")[1].strip('"') for m in route["matchers"]}
+    assert wanted == {k: rule["labels"][k] for k in ("service", "severity")}
 
 
 def _data_services() -> dict:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models.evaluation import nab
-
 from tests.conftest import NAB_DATA_DIR as DATA_DIR
+
 needs_data = pytest.mark.skipif(not (DATA_DIR / nab.CSV_NAME).exists(),
                                 reason=f"no NAB data at {DATA_DIR} (set NAB_DATA_DIR)")
 
@@ -36,7 +36,7 @@ def _fake_folder(folder: Path, csv_text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / nab.CSV_NAME).write_text(csv_text)
     (folder / "combined_windows.json").write_text(
-        '{"%s": [["2020-01-01 00:05:00.000000", "2020-01-01 00:10:00.000000"]]}' % nab.SERIES)
+        json.dumps({nab.SERIES: [["2020-01-01 00:05:00.000000", "2020-01-01 00:10:00.000000"]]}))
     return folder
 
 

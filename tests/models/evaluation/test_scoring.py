@@ -92,11 +92,11 @@ def test_probationary_rows_are_ignored():
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"detection row {N} is not inside"):
         score(N, [N], [WINDOW])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"window 0 .* is not inside"):
         score(N, [], [(1100, 1000)])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be sorted and must not overlap"):
         score(N, [], [(1000, 1200), (1100, 1300)])
 
 
@@ -106,5 +106,5 @@ def test_windows_to_rows_by_position_with_a_repeated_hour():
     rows = windows_to_rows(timestamps, [("2014-01-07 02:00:00.000000", "2014-01-07 02:05:00.000000")])
     assert rows == [(1, 4)]
     assert windows_to_rows(timestamps, [("2014-01-07 01:57:00", "2014-01-07 02:10:00")]) == [(1, 5)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="holds no row"):
         windows_to_rows(timestamps, [("2015-01-01 00:00:00", "2015-01-02 00:00:00")])

@@ -136,7 +136,8 @@ def write_small_autoencoder(version_dir: Path, units: int = 8, seed: int = 0) ->
         "decision": {"rule": "abs_error", "threshold": 1.0},
         "layers": [{**lstm, "weights": ["variables/0", "variables/1", "variables/2"]},
                    {"type": "repeat_vector", "n": 10},
-                   {**lstm, "return_sequences": True, "weights": ["variables/4", "variables/5", "variables/6"]},
+                   {**lstm, "return_sequences": True,
+                    "weights": ["variables/4", "variables/5", "variables/6"]},
                    {"type": "dense", "units": 1, "weights": ["variables/8", "variables/9"]}],
     }
     return write_saved_model(version_dir, tensors, description)

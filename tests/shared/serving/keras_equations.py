@@ -1,6 +1,8 @@
 """Keras 3 layer equations transcribed plainly, in float64: the yardstick for the engine
 (test_engine) and the "exact" answer TensorFlow's float32 is measured against."""
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -9,8 +11,10 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh, "linear": lambda z: z, "sigmoid": sigmoid}
-GATES = {"sigmoid": sigmoid, "hard_sigmoid": lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0)}
+Function = Callable[[np.ndarray], np.ndarray]
+ACTIVATIONS: dict[str, Function] = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh,
+                                    "linear": lambda z: z, "sigmoid": sigmoid}
+GATES: dict[str, Function] = {"sigmoid": sigmoid, "hard_sigmoid": lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0)}
 
 
 def keras_lstm(x: np.ndarray, spec: dict, kernel: np.ndarray, recurrent: np.ndarray,

@@ -12,7 +12,8 @@ from tests.shared.serving.bundle import write_bundle
 
 def tensors() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(5)
-    values = {f"variables/{i}": rng.normal(size=(i % 3 + 1, 4)).astype(np.float32) for i in range(12)}
+    values: dict[str, np.ndarray] = {
+        f"variables/{i}": rng.normal(size=(i % 3 + 1, 4)).astype(np.float32) for i in range(12)}
     values.update({"dense/kernel": rng.normal(size=(2, 3)),  # float64, and a name without the suffix family
                    "counts": np.array([3, -4], np.int64), "steps": np.array([[1, 2]], np.int32),
                    "scale": np.array(2.5, np.float32)})
@@ -94,7 +95,7 @@ def test_a_corrupt_index_block_fails_its_checksum(version_dir):
 def test_a_file_that_is_not_a_table_is_refused(version_dir):
     index = version_dir / "variables" / "variables.index"
     flip_byte(index, index.stat().st_size - 1)
-    with pytest.raises(ValueError, match="variables.index: not a LevelDB table \\(bad magic number\\)"):
+    with pytest.raises(ValueError, match=r"variables\.index: not a LevelDB table \(bad magic number\)"):
         read_variables(version_dir)
 
 

@@ -5,8 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.serving.description import (REFERENCE_DESCRIPTION, description_from_dict,
-                                        load_description, resolve_version_dir)
+from shared.serving.description import (
+    REFERENCE_DESCRIPTION,
+    description_from_dict,
+    load_description,
+    resolve_version_dir,
+)
 
 
 def write_json(folder: Path, content: object) -> Path:
@@ -99,7 +103,8 @@ def changed(**changes) -> dict:
     (changed(layers__2__return_sequences=1), r"layers\[2\].return_sequences: must be true or false"),
     (changed(layers__3__weights=["variables/8"]), r"layers\[3\].weights: must list 2 checkpoint keys"),
     (changed(layers__0__units=KeyError), r"layers\[0\] \(lstm\): missing units"),
-    (changed(layers__0__return_sequence=True), r"layers\[0\] \(lstm\): unknown field\(s\) \['return_sequence'\]"),
+    (changed(layers__0__return_sequence=True),
+     r"layers\[0\] \(lstm\): unknown field\(s\) \['return_sequence'\]"),
     (changed(layers__1__n=0), r"layers\[1\].n: must be a positive integer"),
     (changed(window=KeyError), r"missing field\(s\) \['window'\]"),
     (changed(threshold=9.0), r"unknown field\(s\) \['threshold'\]"),
@@ -119,7 +124,7 @@ def test_gru_without_reset_after_is_refused():
 
 
 def test_model_json_that_is_not_json_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="model.json: cannot read it as JSON"):
+    with pytest.raises(ValueError, match=r"model\.json: cannot read it as JSON"):
         load_description(write_json(tmp_path, "{window: 10"))
 
 
@@ -145,7 +150,7 @@ def test_a_model_folder_resolves_to_its_highest_numeric_version(tmp_path):
 def test_a_highest_version_without_saved_model_is_an_error(tmp_path):
     saved_model(tmp_path / "1")
     (tmp_path / "2").mkdir()
-    with pytest.raises(ValueError, match="highest version has no saved_model.pb"):
+    with pytest.raises(ValueError, match=r"highest version has no saved_model\.pb"):
         resolve_version_dir(tmp_path)
 
 

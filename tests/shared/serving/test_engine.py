@@ -1,6 +1,8 @@
 """The embedded engine against a plain transcription of the Keras 3 layer equations
 (float64, no tricks), plus its load-time checks. TensorFlow itself: test_against_tensorflow."""
 
+import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,9 +21,11 @@ def random_model(layers: list[dict[str, Any]], seed: int = 0) -> tuple[Any, dict
     """A description of `layers` and random weights for it, under keys of our making."""
     rng = np.random.default_rng(seed)
     layers = [dict(spec) for spec in layers]
-    tensors, shape = {}, (WINDOW, 1)
+    tensors: dict[str, np.ndarray] = {}
+    shape: tuple[int, ...] = (WINDOW, 1)
     for position, spec in enumerate(layers):
-        kind, units, shapes = spec["type"], spec.get("units"), []
+        kind, units = spec["type"], spec.get("units", 0)
+        shapes: list[tuple[int, ...]] = []
         if kind in ("lstm", "gru"):
             gates = 4 if kind == "lstm" else 3
             shapes = [(shape[-1], gates * units), (units, gates * units),
@@ -37,7 +41,7 @@ def random_model(layers: list[dict[str, Any]], seed: int = 0) -> tuple[Any, dict
             shape = tuple(spec["target_shape"])
         if shapes:
             spec["weights"] = [f"variables/{position}/{i}" for i in range(len(shapes))]
-            for key, weight_shape in zip(spec["weights"], shapes):
+            for key, weight_shape in zip(spec["weights"], shapes, strict=True):
                 tensors[key] = rng.normal(0.0, 0.5, weight_shape).astype(np.float32)
     data = {"format": 1, "window": WINDOW, "input_order": "oldest_first", "output": "output_0",
             "prediction_index": [0] * len(shape), "scaling": {"kind": "none"},
@@ -45,7 +49,7 @@ def random_model(layers: list[dict[str, Any]], seed: int = 0) -> tuple[Any, dict
     return description_from_dict(data), tensors
 
 
-ARCHITECTURES = {
+ARCHITECTURES: dict[str, list[dict[str, Any]]] = {
     "lstm autoencoder": [
         {"type": "lstm", "units": 6, "activation": "relu"},
         {"type": "repeat_vector", "n": WINDOW},
@@ -148,36 +152,37 @@ def test_missing_weights_name_the_folder(tmp_path):
         EmbeddedModel.load(version_dir, description)
 
 
-def broken(name: str, change) -> str:
+def assert_refused(name: str, change: Callable[..., None], message: str) -> None:
+    """The ARCHITECTURES[name] model, changed by `change`, fails to build saying `message`."""
     description, tensors = random_model(ARCHITECTURES[name])
     change(description, tensors)
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match=re.escape(message)):
         EmbeddedModel(description, tensors)
-    return str(raised.value)
 
 
 def test_weight_shapes_are_checked():
     def wrong_recurrent(description, tensors):
         key = description.layers[0]["weights"][1]
         tensors[key] = tensors[key][:, :-1]
-    message = broken("lstm autoencoder", wrong_recurrent)
-    assert "weight 'variables/0/1' is float32 (6, 23), expected float (6, 24)" in message
+    assert_refused("lstm autoencoder", wrong_recurrent,
+                   "weight 'variables/0/1' is float32 (6, 23), expected float (6, 24)")
 
 
 def test_layer_order_is_checked():
     def unrolled(description, tensors):
         description.layers[0]["return_sequences"] = False
-    assert "layers[1] (gru) needs a sequence input (steps, features), got per-instance shape (7,)" \
-        in broken("stacked gru", unrolled)
+    assert_refused("stacked gru", unrolled, "layers[1] (gru) needs a sequence input (steps, "
+                                            "features), got per-instance shape (7,)")
 
     def repeat_a_sequence(description, tensors):
         description.layers.insert(1, {"type": "repeat_vector", "n": 2})
-    assert "layers[1] (repeat_vector) needs one vector per instance" in broken("flatten and reshape",
-                                                                            repeat_a_sequence)
+    assert_refused("flatten and reshape", repeat_a_sequence,
+                   "layers[1] (repeat_vector) needs one vector per instance")
 
     def bad_reshape(description, tensors):
         description.layers[3]["target_shape"] = [4, 2]
-    assert "layers[3] (reshape) cannot reshape (6,) into (4, 2)" in broken("flatten and reshape", bad_reshape)
+    assert_refused("flatten and reshape", bad_reshape,
+                   "layers[3] (reshape) cannot reshape (6,) into (4, 2)")
 
 
 @pytest.mark.parametrize("index", [(0,), (0, 1), (10, 0), (0, 0, 0)])
@@ -185,5 +190,6 @@ def test_prediction_index_must_index_the_output(tmp_path, index):
     version_dir = write_small_autoencoder(tmp_path / "1", units=4)
     description = load_description(version_dir)
     object.__setattr__(description, "prediction_index", index)
-    with pytest.raises(ValueError, match=r"does not index the model's per-instance output of shape \(10, 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"does not index the model's per-instance output of shape \(10, 1\)"):
         EmbeddedModel.load(version_dir, description)

@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 import requests
 
-from shared.config import load_settings
+from infra.bench.tfserving_standin import TFServingStub, running_tfserving
+from shared.config import REPO_ROOT, load_settings
+from shared.services import build_detector
 from shared.serving import ServingError, ServingUnavailable
 from shared.serving.description import load_description
 from shared.serving.engine import EmbeddedModel
 from shared.serving.tfserving import TFServingClient
-from shared.services import build_detector
 from tests.shared.serving.bundle import write_small_autoencoder
-from infra.bench.tfserving_standin import TFServingStub, running_tfserving
 
-from shared.config import REPO_ROOT
 TIMEOUT_S = 0.5
 
 
@@ -252,17 +251,20 @@ def test_status_json_has_tf_servings_shape(stub):
         {"version": "3", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
         {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
     response = requests.get(f"{stub.base_url}/v1/models/modelo/versions/7", timeout=5)
-    assert (response.status_code, response.json()) == (404, {"error": "Could not find version 7 of model modelo"})
+    assert (response.status_code, response.json()) == (
+        404, {"error": "Could not find version 7 of model modelo"})
 
 
 @pytest.mark.parametrize("body, message", [
     (b"{not json", "JSON Parse error: "),
     (b"", "JSON Parse error: The document is empty"),
-    (b'{"instances": [[[1.0]]], "inputs": [[[1.0]]]}', "expecting only one of 'inputs' or 'instances' keys"),
+    (b'{"instances": [[[1.0]]], "inputs": [[[1.0]]]}',
+     "expecting only one of 'inputs' or 'instances' keys"),
     (b'{"signature_name": "serving_default"}', "Missing 'inputs' or 'instances' key"),
     (b'{"instances": []}', "No values in 'instances' array"),
-    (b'{"instances": [[[1.0]], [[1.0], [2.0]]]}', "Failed to process element: 1 of 'instances' list. "
-                                                 "Error: INVALID_ARGUMENT: Expecting tensor size: 1 but got: 2"),
+    (b'{"instances": [[[1.0]], [[1.0], [2.0]]]}',
+     "Failed to process element: 1 of 'instances' list. "
+     "Error: INVALID_ARGUMENT: Expecting tensor size: 1 but got: 2"),
     (b'{"instances": [[[1.0], [2.0]], [[1.0, 2.0]]]}', "Expecting shape [2,1] but got: [1,2]"),
     (b'{"instances": [[["a"]]]}', 'JSON Value: "a" Type: String is not of expected type: float'),
     (b'{"instances": [{"x": [[1.0]]}]}', "JSON object: does not have named input: x"),
@@ -276,7 +278,8 @@ def test_bad_predict_requests_answer_400_with_tf_servings_message(stub, body, me
 
 def test_unknown_servables_answer_404(stub):
     x = json.dumps({"instances": windows(1).tolist()})
-    assert post(stub, "/v1/models/nope:predict", x) == (404, {"error": "Servable not found for request: Latest(nope)"})
+    assert post(stub, "/v1/models/nope:predict", x) == (
+        404, {"error": "Servable not found for request: Latest(nope)"})
     assert post(stub, "/v1/models/modelo/versions/9:predict", x) == (
         404, {"error": "Servable not found for request: Specific(modelo, 9)"})
 

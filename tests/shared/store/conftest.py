@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from shared.config import load_settings
@@ -16,7 +18,7 @@ def connection_at(port: int, **settings: str) -> RedisConnection:
 
 
 @pytest.fixture
-def connection(redis_layout, redis_client, request) -> RedisConnection:
+def connection(redis_layout, redis_client, request) -> Iterator[RedisConnection]:
     if redis_layout == "cluster":
         env = cluster_env(request.getfixturevalue("redis_cluster"))
     else:

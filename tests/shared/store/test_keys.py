@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 from redis.cluster import key_slot
 
 from shared.params import SENSOR_RE
-from shared.store.keys import (NONCE_PREFIX, PROBE_KEY, alerts_key, anomalies_key,
-                               detector_key, readings_key)
+from shared.store.keys import NONCE_PREFIX, PROBE_KEY, alerts_key, anomalies_key, detector_key, readings_key
 
 
 @given(st.from_regex(SENSOR_RE, fullmatch=True))
