@@ -31,15 +31,17 @@ gateway's public URL); the functions' Redis settings (REDIS_HOST, REDIS_CLUSTER,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import redis
@@ -80,7 +82,7 @@ def alertmanager_urls(raw: str) -> list[str]:
 
 def iso(timestamp_ms: float) -> str:
     """Alertmanager's time format (RFC 3339, UTC)."""
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, timezone.utc)
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -157,7 +159,7 @@ class AlertForwarder:
         self.due: set[str] = set()  # sensors whose outbox may hold new entries
         self.resolving: set[str] = set()  # firing fields whose close is on its way
         self.queued: set[tuple[str, bytes]] = set()  # entries on their way (read again: skipped)
-        self._pubsub = None
+        self._pubsub: redis.client.PubSub | None = None
         self._next_scan = self._next_resend = 0.0
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,15 +168,17 @@ class AlertForwarder:
     def _listen(self, wait_s: float) -> None:
         """Wait up to `wait_s` for the verdict script's PUBLISH; note the sensors named."""
         try:
-            if self._pubsub is None:
-                self._pubsub = self.connection.masters()[0].pubsub(ignore_subscribe_messages=True)
-                self._pubsub.subscribe(CHANNEL)
+            channel = self._pubsub
+            if channel is None:
+                channel = self.connection.masters()[0].pubsub(ignore_subscribe_messages=True)
+                channel.subscribe(CHANNEL)
+                self._pubsub = channel
                 self._next_scan = 0.0  # messages may have been missed meanwhile
-            message = self._pubsub.get_message(timeout=wait_s)
+            message = channel.get_message(timeout=wait_s)
             while message:
                 if message["type"] == "message":
                     self.due.add(message["data"].decode())
-                message = self._pubsub.get_message(timeout=0)
+                message = channel.get_message(timeout=0)
         except (redis.RedisError, OSError) as exc:
             log.warning("alerts: lost the outbox channel (%s); reconnecting", exc)
             self._close_pubsub()
@@ -182,10 +186,8 @@ class AlertForwarder:
 
     def _close_pubsub(self) -> None:
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 self._pubsub.close()
-            except (redis.RedisError, OSError):
-                pass
             self._pubsub = None
 
     def _scan(self) -> None:
@@ -208,7 +210,7 @@ class AlertForwarder:
         else:
             start = ">"
         while True:
-            reply = client.xreadgroup(GROUP, CONSUMER, {key: start}, count=READ_COUNT)
+            reply: Any = client.xreadgroup(GROUP, CONSUMER, {key: start}, count=READ_COUNT)
             found = reply[0][1] if reply else []
             for entry_id, fields in found:
                 if fields:  # an entry deleted while pending comes back empty
@@ -233,7 +235,7 @@ class AlertForwarder:
             client.hset(FIRING_KEY, firing_field, json.dumps(alert))
             self.resolving.discard(firing_field)
         else:
-            stored = client.hget(FIRING_KEY, firing_field)
+            stored: bytes | None = client.hget(FIRING_KEY, firing_field)  # type: ignore[assignment]
             if stored is None:
                 log.warning("alerts: %s's %s event closed, but no alert of it is open here",
                             sensor, entry["kind"])
@@ -255,11 +257,10 @@ class AlertForwarder:
     def _done(self, delivery: Delivery) -> None:
         key = outbox_key(delivery.sensor)
         client = self.connection.master_client(key)
-        if delivery.resolves:
-            # Only if no newer alert of that kind was read meanwhile (it opened the event again).
-            if delivery.resolves in self.resolving:
-                self.connection.master_client(FIRING_KEY).hdel(FIRING_KEY, delivery.resolves)
-                self.resolving.discard(delivery.resolves)
+        # Only if no newer alert of that kind was read meanwhile (it opened the event again).
+        if delivery.resolves and delivery.resolves in self.resolving:
+            self.connection.master_client(FIRING_KEY).hdel(FIRING_KEY, delivery.resolves)
+            self.resolving.discard(delivery.resolves)
         client.xack(key, GROUP, delivery.entry_id)
         self.queued.discard((delivery.sensor, delivery.entry_id))
 
@@ -288,7 +289,7 @@ class AlertForwarder:
             while (target.queue or target.resends) and target.next_try <= now:
                 batch = target.queue[:MAX_POST]
                 resends = target.resends[:MAX_POST - len(batch)]
-                if not self._post(target, [d.alert for d in batch] + resends):
+                if not self._post(target, [d.alert for d in batch if d.alert] + resends):
                     target.next_try = now + target.backoff_s
                     target.backoff_s = min(2 * target.backoff_s, LONGEST_BACKOFF_S)
                     break
@@ -302,7 +303,8 @@ class AlertForwarder:
 
     def _queue_resends(self) -> None:
         """Every open event again, endsAt ahead (see the module's doc)."""
-        firing = self.connection.master_client(FIRING_KEY).hgetall(FIRING_KEY)
+        firing: dict[bytes, bytes] = self.connection.master_client(FIRING_KEY).hgetall(  # type: ignore[assignment]
+            FIRING_KEY)
         ends = iso(time.time() * 1000 + 4 * self.resend_s * 1000)
         alerts = [{**json.loads(alert), "endsAt": ends} for name, alert in firing.items()
                   if name.decode() not in self.resolving]
@@ -333,7 +335,7 @@ class AlertForwarder:
                 self._close_pubsub()
                 self.stopping.wait(1.0)
 
-    def start(self) -> "AlertForwarder":
+    def start(self) -> AlertForwarder:
         self._thread = threading.Thread(target=self.run, name="alert-forwarder", daemon=True)
         self._thread.start()
         return self

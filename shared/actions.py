@@ -6,13 +6,14 @@ its result; endpoint.py picks one (a page is rendered only when it is the answer
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import outbox, render
+from .detection import Verdict
 from .errors import StoredButNotJudged
-from .params import (SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span,
-                     wants_overview)
+from .params import SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span, wants_overview
 from .readings import HistoryQuery
 from .services import Services
 from .store.reading_store import AlreadyStored
@@ -97,7 +98,7 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
         reading = {"timestamp": t, "value": v, "anomaly": t in history.anomalies,
                    "alert": t in history.alerts}
         if t in extras.band:
-            reading.update(zip(("expected", "lower", "upper"), extras.band[t]))
+            reading.update(zip(("expected", "lower", "upper"), extras.band[t], strict=True))
         readings.append(reading)
     document = {"sensor": sensor, "total": history.total, "readings": readings,
                 "flagged_total": extras.flagged_total, "alerts": extras.events}
@@ -111,10 +112,12 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
 DETAIL_FIELDS = ("expected", "lower", "upper", "severity", "explanation", "kind", "resolved")
 
 
-def _judgement_and_alerts(base: dict[str, Any], verdict: Any) -> tuple[tuple | None, list]:
+def _judgement_and_alerts(base: dict[str, Any], verdict: Verdict
+                          ) -> tuple[tuple[float, float, float] | None, list[dict[str, str]]]:
     details = {name: getattr(verdict, name, None) for name in DETAIL_FIELDS}
-    band = tuple(details[name] for name in ("expected", "lower", "upper"))
-    judgement = band if all(isinstance(v, (int, float)) for v in band) else None
+    band = [float(v) for v in (details[name] for name in ("expected", "lower", "upper"))
+            if isinstance(v, int | float)]
+    judgement = (band[0], band[1], band[2]) if len(band) == 3 else None
     return judgement, outbox.entries({**base, "alert": verdict.alert, "kinds": verdict.kinds,
                                       **details})
 
@@ -131,7 +134,7 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
         verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)
         if verdict.anomaly is not None:
             services.store.record_verdict(sensor, stored.timestamp, reading.value,
-                                          verdict.anomaly, verdict.alert, stored.state,
+                                          verdict.anomaly, bool(verdict.alert), stored.state,
                                           verdict.state, *_judgement_and_alerts(base, verdict))
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc

@@ -12,8 +12,9 @@ HTML too, not only in hover titles, which a phone does not show.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from html import escape
-from typing import Mapping, Sequence
 
 from .timestamps import clock
 
@@ -83,7 +84,7 @@ def _point_label(x: float, y: float, text: str, css: str = "") -> str:
 
 
 def readings_chart(readings: Sequence[tuple[int, float]], anomalies: set[int],
-                   band: Band | None = None, alerts: set[int] = frozenset()) -> str:
+                   band: Band | None = None, alerts: AbstractSet[int] = frozenset()) -> str:
     """The chart of readings given newest first; anomalous ones drawn as red dots, the
     normal band (where `band` has the readings' judgements) shaded around them with the
     expected value dashed, and each alert a dashed red line with its value written."""

@@ -18,7 +18,8 @@ and `explanation`. A reading that closes one event and opens another gives two e
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 CHANNEL = "/outbox"  # a sensor id cannot start with "/": no clash with any key or sensor
 GROUP = "alert-forwarder"  # the consumer group the forwarder reads with

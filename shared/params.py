@@ -288,7 +288,7 @@ def parse_span(params: Mapping[str, Any]) -> str | None:
     span = params.get("span")
     if span is None:
         return None
-    if span not in SPANS:
+    if not isinstance(span, str) or span not in SPANS:
         raise BadRequest(f"span must be one of {', '.join(SPANS)}")
     beside = [name for name in ("from", "to", "count") if params.get(name) is not None]
     if beside:

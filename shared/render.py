@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from .chart import CHART_STYLE, Band, clock_html, counted, number, readings_chart
@@ -127,8 +128,8 @@ def _listar_url(**params: str) -> str:
 
 def _spans(sensor: str, chosen: str | None) -> str:
     """Links to the sensor's last day, week and month, the newest readings, and every sensor."""
-    links = [f"<b>{name}</b>" if name == chosen else f'<a href="{_listar_url(sensor=sensor, span=name)}">{name}</a>'
-             for name in SPANS]
+    links = [f"<b>{name}</b>" if name == chosen
+             else f'<a href="{_listar_url(sensor=sensor, span=name)}">{name}</a>' for name in SPANS]
     newest = ("<b>newest readings</b>" if chosen is None
               else f'<a href="{_listar_url(sensor=sensor)}">newest readings</a>')
     return (f'<p class="nav">Show: {" · ".join(links)} · {newest} · '
@@ -182,7 +183,7 @@ def _verdict_cell(t: int, anomalies: set[int], alerts: set[int], band: Band | No
 def _alerts_table(events: Sequence[Mapping[str, Any]], kind_at: Callable[[int], str | None]) -> str:
     """The sensor's alerts in the range, newest first, each with its explanation and when
     its event closed."""
-    closes = {}
+    closes: dict[str, list[int]] = {}
     for entry in events:
         if entry["event"] == "resolved":
             closes.setdefault(entry["kind"], []).append(int(entry["timestamp"]))

@@ -23,8 +23,8 @@ from .serving.engine import EmbeddedModel
 from .serving.tfserving import TFServingClient
 from .store import readiness
 from .store.reading_store import ReadingStore
-from .store.sensor_views import SensorViews
 from .store.replay_guard import ReplayGuard
+from .store.sensor_views import SensorViews
 
 log = logging.getLogger(__name__)
 

@@ -334,7 +334,7 @@ def raise_alert(stack: Stack, sensor: str, clock: Clock) -> None:
     requests.post(stack.url("/function/nuevo?format=json"), json={"sensor": sensor,
                   "readings": readings}, timeout=30).raise_for_status()
     requests.get(stack.url("/function/detectar"), params={"sensor": sensor, "dato": "95",
-                 "timestamp": first + 20, "format": "json"}, timeout=30).raise_for_status()
+                 "timestamp": str(first + 20), "format": "json"}, timeout=30).raise_for_status()
 
 
 def forwarding_runs(folder: Path, wrk: str, args: argparse.Namespace, clock: Clock,

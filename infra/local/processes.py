@@ -58,23 +58,24 @@ class Supervised:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
                                         start_new_session=True,
                                         preexec_fn=functools.partial(die_with, os.getpid()))
+        return self.process
 
     def _watch(self) -> None:
         wait = 0.5
-        self._spawn()
+        child = self._spawn()
         while not self._stopping.wait(wait):
-            if self.process.poll() is None:
+            if child.poll() is None:
                 wait = 0.5
                 continue
             wait = min(2 * wait, self.longest_wait_s)
-            log.error("%s exited (%s); starting it again", self.name, self.process.returncode)
-            self._spawn()
+            log.error("%s exited (%s); starting it again", self.name, child.returncode)
+            child = self._spawn()
 
-    def start(self) -> "Supervised":
+    def start(self) -> Supervised:
         self._thread = threading.Thread(target=self._watch, name=f"{self.name}-watch", daemon=True)
         self._thread.start()
         return self

@@ -10,7 +10,7 @@ Layouts before this one named them `<sensor>/<kind>`: shared/migrate.py renames 
 
 from __future__ import annotations
 
-from ..outbox import outbox_key  # noqa: F401  named there: the forwarder reads it without the store
+from ..outbox import outbox_key as outbox_key  # named there: the forwarder reads it without the store
 
 DERIVED_KINDS = ("anomalies", "alerts", "detector")
 NONCE_PREFIX = "/signatures/"  # a sensor id cannot start with "/": no clash with its keys

@@ -17,8 +17,15 @@ from ..outbox import MAX_ENTRIES
 from ..readings import HistoryQuery, Reading
 from ..redis_connection import RedisConnection
 from .errors import NoFreeMillisecond, TimestampTaken, store_errors
-from .keys import (BAND_RETENTION_MS, alerts_key, anomalies_key, band_keys, detector_key,
-                   outbox_key, readings_key)
+from .keys import (
+    BAND_RETENTION_MS,
+    alerts_key,
+    anomalies_key,
+    band_keys,
+    detector_key,
+    outbox_key,
+    readings_key,
+)
 from .scripts import ADD, BATCH, HISTORY, VERDICT
 
 MAX_CLOCK_BUMPS = 1000  # server-clock readings move at most this many ms forward

@@ -8,6 +8,9 @@ slot (lua/extras.lua); nothing here waits for replicas.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import redis
 
 from ..outbox import outbox_key
 from ..readings import SensorSummary
@@ -24,9 +27,9 @@ class SensorExtras:
     events: list[dict[str, str]]  # the alert log entries of the range, oldest first
 
 
-def _mget(client, kind: str) -> list[tuple[str, int, float]]:
+def _mget(client: redis.Redis, kind: str) -> list[tuple[str, int, float]]:
     """(sensor, timestamp, value) of the newest sample of every series of `kind` there."""
-    reply = client.execute_command("TS.MGET", "SELECTED_LABELS", "sensor", "FILTER", f"kind={kind}")
+    reply: Any = client.execute_command("TS.MGET", "SELECTED_LABELS", "sensor", "FILTER", f"kind={kind}")
     found = []
     for _, labels, sample in reply:
         if sample and labels and labels[0][1] is not None:
@@ -50,7 +53,7 @@ class SensorViews:
             last_entries = {}
             for sensor in alerted:
                 key = outbox_key(sensor)
-                entry = self.connection.master_client(key).xrevrange(key, count=1)
+                entry: Any = self.connection.master_client(key).xrevrange(key, count=1)
                 if entry:
                     last_entries[sensor] = {k.decode(): v.decode() for k, v in entry[0][1].items()}
         summaries = []
@@ -81,7 +84,7 @@ class SensorViews:
         events = []
         for text in log:
             fields = text.decode().split("\n")
-            entry = dict(zip(fields[::2], fields[1::2]))
+            entry = dict(zip(fields[::2], fields[1::2], strict=True))
             if low <= int(entry.get("timestamp", -1)) <= high:
                 events.append(entry)
         return SensorExtras(judged, int(total), events)
@@ -93,5 +96,6 @@ class SensorViews:
             client = self.connection.master_client(key)
             if not client.exists(key):
                 return None
-            return int(client.execute_command("TS.GET", key)[0])
+            newest: Any = client.execute_command("TS.GET", key)
+            return int(newest[0])
 

@@ -9,10 +9,11 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -103,13 +104,13 @@ class Alertmanager:
         self.config.write_text(CONFIG.format(url=webhook_url))
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Alertmanager":
-        log = open(self.folder / "alertmanager.log", "ab")
-        self.process = subprocess.Popen(
-            [self.executable, f"--config.file={self.config}",
-             f"--storage.path={self.folder / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    def start(self) -> Alertmanager:
+        with open(self.folder / "alertmanager.log", "ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                [self.executable, f"--config.file={self.config}",
+                 f"--storage.path={self.folder / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

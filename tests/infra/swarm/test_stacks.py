@@ -270,8 +270,10 @@ def test_the_operators_alertmanager_is_current_and_apart_from_openfaas_own():
     assert forwarder["ALERTMANAGER_URL"] == "http://operator-alertmanager:9093"
     assert forwarder["REDIS_PASSWORD_FILE"] == "/run/secrets/redis-password"
     assert services["alert-forwarder"]["deploy"]["replicas"] == 1
-    openfaas = load_yaml(SWARM_DIR / "openfaas.yml")["services"]["alertmanager"]
-    assert openfaas["image"] == "prom/alertmanager:v0.18.0"  # untouched: it scales functions
+    openfaas = load_yaml(SWARM_DIR / "openfaas.yml")
+    # OpenFaaS's own keeps its name and its config, which scales functions
+    assert openfaas["configs"]["alertmanager_config"]["file"] == "./prometheus/alertmanager.yml"
+    assert {c["source"] for c in openfaas["services"]["alertmanager"]["configs"]} == {"alertmanager_config"}
 
 
 def test_the_operators_alertmanager_config_routes_to_a_receiver_to_fill_in():
