@@ -3,7 +3,9 @@
 #   1. checks every tool and version it needs before anything else: docker (engine
 #      reachable, >= 20.10; the API version faas-swarm will use), faas-cli >= 0.18.0, curl, git;
 #   2. `docker swarm init` when this engine is in no swarm (remembered in infra/.swarm-state,
-#      so infra/down.sh leaves the swarm only if this script created it);
+#      so infra/down.sh leaves the swarm only if this script created it); a dispatcher
+#      heartbeat of SWARM_HEARTBEAT (2s), so a dead node's tasks start elsewhere within seconds
+#      (the previous period is remembered and restored by infra/down.sh);
 #   3. labels this node anomalias.data=true when no node has the label (Redis, Grafana and
 #      the model bind mount are pinned there);
 #   4. creates the Docker secrets that are missing (basic-auth-user/-password, redis-password,
@@ -13,10 +15,12 @@
 #      MQTT_BRIDGE_IMAGE / ALERT_FORWARDER_IMAGE / GRAFANA_IMAGE name others instead;
 #   5. deploys stack `func` (OpenFaaS) then stack `data` (Redis, TF Serving, Grafana,
 #      visualizer), waiting for each to converge;
-#   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set);
+#   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set), then a
+#      healthcheck on each function's own server, so a new task takes calls only once it listens;
 #   7. waits until /healthz and every /function/<name> answers, deploys stacks `mqtt`
 #      (Mosquitto, the MQTT bridge) and `alerts` (the operators' Alertmanager, the alert
-#      forwarder), and prints the URLs.
+#      forwarder), and prints the URLs (in host mode, on the nodes that run each published
+#      service's task).
 #
 # Environment (all optional):
 #   REGISTRY              image prefix for the functions (e.g. registry.example.com/anomalias);
@@ -25,7 +29,10 @@
 #   STACK_OVERRIDES       folders of stack files laid over infra/swarm/*.yml (colon-separated);
 #                         kernels without IPVS: STACK_OVERRIDES=infra/swarm/no-ipvs PUBLISH_MODE=host
 #   MODELS_DIR            the models directory bind-mounted into TF Serving (default models/)
-#   PUBLIC_HOST           host name printed in the URLs (default 127.0.0.1)
+#   PUBLIC_HOST           host name printed in the URLs (default 127.0.0.1; host mode prints
+#                         the address of the node running each task instead)
+#   SWARM_HEARTBEAT       dispatcher heartbeat to set when the swarm's is longer (default 2s;
+#                         empty: leave the swarm's own)
 #   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600); a task that is
 #                         rejected (e.g. "No such image") or fails 3 times stops it at once
 #   FAAS_SWARM_DOCKER_API_VERSION, OPENFAAS_*_IMAGE, REDIS_IMAGE, SERVING_IMAGE,
@@ -37,6 +44,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SWARM_DIR="$INFRA/swarm"
 PUBLIC_HOST="${PUBLIC_HOST:-127.0.0.1}"
+HEARTBEAT="${SWARM_HEARTBEAT-2s}"
 WAIT_SECONDS="${DEPLOY_WAIT_SECONDS:-600}"
 POLL_SECONDS="${DEPLOY_POLL_SECONDS:-2}"
 MIN_FAAS_CLI="0.18.0"   # the `#sha-<commit>` template pin in stack.yml
@@ -49,7 +57,7 @@ export PUBLIC_HOST PAGES_URL="${PAGES_URL:-http://$PUBLIC_HOST:${GATEWAY_PORT:-8
 
 
 usage() {
-    sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -159,6 +167,36 @@ ensure_swarm() {
     if [ "${nodes:-1}" -gt 1 ] && [ -z "${REGISTRY:-}" ]; then
         die "the swarm has $nodes nodes: set REGISTRY so every node can pull the function images"
     fi
+}
+
+# Go's duration text (5s, 1m0s, 500ms, 1.5s) in whole milliseconds; fails on anything else.
+duration_ms() {
+    awk -v d="$1" 'BEGIN {
+        if (d == "") exit 1
+        while (match(d, /^[0-9.]+(ms|h|m|s)/)) {
+            n = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
+            u = n; sub(/^[0-9.]+/, "", u); sub(/[a-z]+$/, "", n)
+            t += n * (u == "h" ? 3600000 : u == "m" ? 60000 : u == "s" ? 1000 : 1)
+        }
+        if (d != "") exit 1
+        printf "%d\n", t }'
+}
+
+# A manager marks a node down after about three missed heartbeats (5 s apart unless set:
+# some 15 s), and only then starts the node's tasks elsewhere. The tasks' addresses leave the
+# other nodes' DNS when their gossip gives the node up, which no setting shortens; the
+# gateway's timeouts (infra/swarm/openfaas.yml) bound what a call sent there in between costs.
+ensure_heartbeat() {
+    [ -n "$HEARTBEAT" ] || return 0
+    local current want have
+    want="$(duration_ms "$HEARTBEAT")" || die "SWARM_HEARTBEAT='$HEARTBEAT' is not a duration (e.g. 2s)"
+    current="$(docker info --format '{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}')"
+    have="$(duration_ms "$current")" || die "cannot read the swarm's dispatcher heartbeat (got '$current')"
+    [ "$have" -gt "$want" ] || return 0
+    say "docker swarm update --dispatcher-heartbeat $HEARTBEAT (was $current): a dead node is noticed within seconds"
+    docker swarm update --dispatcher-heartbeat "$HEARTBEAT" >/dev/null
+    # the first value deploy found is the one down.sh puts back
+    [ -n "$(state_get dispatcher_heartbeat_was)" ] || state_set dispatcher_heartbeat_was "$current"
 }
 
 ensure_node_label() {
@@ -359,6 +397,44 @@ wait_http() {
     done
 }
 
+# The python3-http template's HEALTHCHECK sees only the watchdog's lock file, written before the
+# handler's Python server listens on the template's upstream port (127.0.0.1:5000): a new task
+# (a redeploy, or one replacing a dead node's) took calls and answered 500 until it did. faas-swarm
+# sets no healthcheck and keeps one set on the service across `faas-cli up`; with this one Swarm
+# adds a task to DNS and the load balancer only once its server accepts connections.
+FUNCTION_HEALTH_CMD="python -c \"import socket; socket.create_connection(('127.0.0.1', 5000), 2)\""
+
+ensure_function_healthchecks() {
+    local fn updated=()
+    for fn in "${FUNCTIONS[@]}"; do
+        [ "$(docker service inspect --format '{{with .Spec.TaskTemplate.ContainerSpec.Healthcheck}}{{join .Test " "}}{{end}}' "$fn")" \
+            = "CMD-SHELL $FUNCTION_HEALTH_CMD" ] && continue
+        say "healthcheck on $fn: its Python server accepts connections (rolling update)"
+        # every 3 s while it starts; replaced only after a minute of failures (a starved host
+        # must not have working tasks killed)
+        docker service update --detach --health-cmd "$FUNCTION_HEALTH_CMD" --health-interval 3s \
+            --health-timeout 5s --health-retries 20 --health-start-period 60s "$fn" >/dev/null
+        updated+=("$fn")
+    done
+    for fn in "${updated[@]}"; do
+        wait_update "$fn"
+    done
+}
+
+# Waits until a service's rolling update ends; a rolled back or paused one stops the deploy.
+wait_update() {
+    local deadline=$((SECONDS + WAIT_SECONDS)) state
+    while :; do
+        state="$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$1")"
+        case "$state" in
+            ""|completed) return 0 ;;
+            rollback_*|paused) die "the update of $1 did not go through ($state): docker service ps --no-trunc $1" ;;
+        esac
+        [ "$SECONDS" -ge "$deadline" ] && die "the update of $1 did not end in ${WAIT_SECONDS}s ($state)"
+        sleep "$POLL_SECONDS"
+    done
+}
+
 wait_function() {
     # Waits until the function itself answers: its answers to ?format=json are JSON (a 401
     # for an unsigned write included), while the gateway's own (404 before faas-swarm has made the
@@ -378,12 +454,40 @@ wait_function() {
     done
 }
 
+# --- where the published ports answer ------------------------------------------------------------
+# The address other nodes and clients reach a node by (a manager may report 0.0.0.0 as its
+# status address: then the one it advertises to the other managers).
+node_address() {
+    local addr
+    addr="$(docker node inspect --format '{{.Status.Addr}}' "$1" 2>/dev/null || true)"
+    if [ -z "$addr" ] || [ "$addr" = "0.0.0.0" ]; then
+        addr="$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Addr}}{{end}}' "$1" 2>/dev/null || true)"
+        addr="${addr%:*}"
+    fi
+    printf '%s' "${addr:-$1}"
+}
+
+# published_at SERVICE SCHEME PORT: with the ingress mesh any node answers (PUBLIC_HOST); in
+# host mode only the nodes that run the service's tasks do, so those are printed.
+published_at() {
+    local service="$1" scheme="$2" port="$3" node urls=""
+    if [ "${PUBLISH_MODE:-ingress}" != host ]; then
+        printf '%s://%s:%s' "$scheme" "$PUBLIC_HOST" "$port"
+        return
+    fi
+    for node in $(docker service ps "$service" --filter desired-state=running --format '{{.Node}}' 2>/dev/null | sort -u); do
+        urls="${urls:+$urls, }$scheme://$(node_address "$node"):$port (node $node)"
+    done
+    printf '%s' "${urls:-not running (no task of $service)}"
+}
+
 # --- main -------------------------------------------------------------------------------------------------
 main() {
     check_tools
     check_models
     touch "$STATE_FILE"
     ensure_swarm
+    ensure_heartbeat
     ensure_node_label
     ensure_secrets
     export_config_versions
@@ -417,6 +521,7 @@ main() {
     for fn in "${FUNCTIONS[@]}"; do
         wait_function "$fn"
     done
+    ensure_function_healthchecks
 
     # After the functions: the bridge delivers retained messages as soon as it connects,
     # and a message that matches no function yet is dropped, not retried.
@@ -428,15 +533,22 @@ main() {
     deploy_stack alerts alerts.yml
     wait_stack alerts
 
+    local where gateway="$GATEWAY_URL"
+    if [ "${PUBLISH_MODE:-ingress}" = host ]; then
+        where="Published in host mode: each port answers only on the node that runs its task:"
+        gateway="$(published_at func_gateway http "${GATEWAY_PORT:-8080}")"
+    else
+        where="On any swarm node (routing mesh) or here:"
+    fi
     cat <<EOF
 
-Deployed. On any swarm node (routing mesh) or here:
-  OpenFaaS gateway  $GATEWAY_URL   (UI /ui/, functions /function/<name>)
-  Grafana           http://$PUBLIC_HOST:${GRAFANA_PORT:-3000}   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
-  Visualizer        http://$PUBLIC_HOST:${VISUALIZER_PORT:-8081}
-  Prometheus        http://$PUBLIC_HOST:${PROMETHEUS_PORT:-9090}
-  MQTT broker       tcp://$PUBLIC_HOST:${MQTT_PORT:-1883}
-  Alertmanager      http://$PUBLIC_HOST:${ALERTMANAGER_PORT:-9093}   (operators' alerts; fill in its receiver: infra/alertmanager/alertmanager.yml)
+Deployed. $where
+  OpenFaaS gateway  $gateway   (UI /ui/, functions /function/<name>)
+  Grafana           $(published_at data_grafana http "${GRAFANA_PORT:-3000}")   (user admin, password in ${SECRETS_DIR#"$ROOT"/}/grafana-admin-password)
+  Visualizer        $(published_at data_visualizer http "${VISUALIZER_PORT:-8081}")
+  Prometheus        $(published_at func_prometheus http "${PROMETHEUS_PORT:-9090}")
+  MQTT broker       $(published_at mqtt_mosquitto tcp "${MQTT_PORT:-1883}")
+  Alertmanager      $(published_at alerts_operator-alertmanager http "${ALERTMANAGER_PORT:-9093}")   (operators' alerts; fill in its receiver: infra/alertmanager/alertmanager.yml)
 Gateway user admin, password in ${SECRETS_DIR#"$ROOT"/}/basic-auth-password
 API key for the write functions in ${SECRETS_DIR#"$ROOT"/}/api-token (sign each call: python3 -m shared.signing, see README)
 Remove everything with: make down   (infra/down.sh)

@@ -399,3 +399,162 @@ def test_a_rejected_task_in_the_history_of_a_running_slot_is_no_reason_to_stop(h
            'data_serving.1|Rejected 1 hour ago|"No such image: tensorflow/serving:9.9"')
     result = host.run(DEPLOY_SH)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- losing a node: the dispatcher heartbeat --------------------------------------------------
+
+def _heartbeat(host) -> str:
+    path = host.state / "heartbeat"
+    return path.read_text().strip() if path.exists() else "5s"
+
+
+def test_deploy_shortens_the_dispatcher_heartbeat_and_down_puts_it_back(host):
+    (host.state / "swarm").write_text("active\n")
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _heartbeat(host) == "2s"
+    assert _index(host.calls(), r"^docker swarm update --dispatcher-heartbeat 2s$") < _index(
+        host.calls(), r"^docker stack deploy .*openfaas\.yml func$")
+    assert host.run(DEPLOY_SH).returncode == 0  # a redeploy keeps what the first one found
+    result = host.run(DOWN_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _heartbeat(host) == "5s"
+
+
+@pytest.mark.parametrize("found, env", [("1s", {}), ("5s", {"SWARM_HEARTBEAT": ""})])
+def test_a_shorter_heartbeat_or_an_empty_setting_is_left_alone(host, found, env):
+    (host.state / "swarm").write_text("active\n")
+    (host.state / "heartbeat").write_text(f"{found}\n")
+    assert host.run(DEPLOY_SH, **env).returncode == 0
+    assert host.run(DOWN_SH).returncode == 0
+    assert not any(c.startswith("docker swarm update") for c in host.calls())
+    assert _heartbeat(host) == found
+
+
+def test_a_swarm_deploy_creates_gets_the_short_heartbeat(host):
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _heartbeat(host) == "2s"
+    assert host.run(DEPLOY_SH, SWARM_HEARTBEAT="2 seconds").returncode != 0
+
+
+# --- --purge on every node ----------------------------------------------------------------------
+
+VOLUMES = shell_array(DOWN_SH, "VOLUMES")
+
+
+def _volumes(host, node: str) -> set[str]:
+    where = host.state if node == "node1" else host.state / "nodes" / node
+    return {p.name.removeprefix("volume.") for p in where.glob("volume.*")}
+
+
+def _add_volumes(host, node: str, *names: str) -> None:
+    where = host.state if node == "node1" else host.state / "nodes" / node
+    where.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (where / f"volume.{name}").write_text("")
+
+
+def _deploy_on_three_nodes(host, **env) -> str:
+    (host.state / "swarm").write_text("active\n")
+    result = host.run(DEPLOY_SH, FAKE_NODES="3", REGISTRY="registry.example.com/anomalias", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_purge_on_several_nodes_removes_the_volumes_on_every_node_and_says_where(host):
+    _deploy_on_three_nodes(host)
+    _add_volumes(host, "node2", *VOLUMES)           # the anomalias.data node
+    _add_volumes(host, "node3", "data_redis-data")  # where the label was before
+    result = host.run(DOWN_SH, "--purge", FAKE_NODES="3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(_volumes(host, n) == set() for n in ("node1", "node2", "node3"))
+    for volume in VOLUMES:
+        assert f"node2: removed {volume}" in result.stdout
+    assert "node3: removed data_redis-data" in result.stdout
+    assert "node node1: no volume of the stack left" in result.stdout
+    assert not host.secrets.exists()
+    job = [c for c in host.calls() if c.startswith("docker service create")]
+    assert len(job) == 1 and "--mode global-job" in job[0] and "docker:28.2.2-cli" in job[0]
+    assert not (host.state / "services" / "anomalias-purge").exists(), "the job is removed"
+
+
+@pytest.mark.parametrize("env, reason", [
+    ({"FAKE_DOWN_NODES": "node3"}, "no task ran there"),
+    ({"FAKE_MISSING_IMAGE_NODES": "node3"}, "No such image: docker:28.2.2-cli"),
+])
+def test_purge_names_each_node_it_could_not_clear_with_what_to_run_there(host, env, reason):
+    _deploy_on_three_nodes(host)
+    _add_volumes(host, "node2", *VOLUMES)
+    _add_volumes(host, "node3", *VOLUMES)
+    result = host.run(DOWN_SH, "--purge", FAKE_NODES="3", **env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert _volumes(host, "node2") == set()
+    assert _volumes(host, "node3") == set(VOLUMES)
+    assert reason in result.stderr
+    assert f"on node3: docker volume rm {' '.join(VOLUMES)}" in result.stderr
+    assert "on node2" not in result.stderr
+    assert (host.secrets / "basic-auth-password").exists(), "kept until the data is gone"
+
+
+def test_purge_on_one_node_removes_the_volumes_here_without_a_job(host):
+    (host.state / "swarm").write_text("active\n")
+    assert host.run(DEPLOY_SH).returncode == 0
+    _add_volumes(host, "node1", *VOLUMES)
+    result = host.run(DOWN_SH, "--purge")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _volumes(host, "node1") == set()
+    assert not any(c.startswith("docker service create") for c in host.calls())
+
+
+# --- host mode: where the published ports answer ------------------------------------------------
+
+def _running_on(host, service: str, *nodes: str) -> None:
+    (host.state / "tasks").mkdir(exist_ok=True)
+    (host.state / "tasks" / service).write_text("".join(f"{n}\n" for n in nodes))
+
+
+@pytest.mark.parametrize("manager_addr_zero", ["0", "1"])
+def test_host_mode_prints_the_nodes_that_run_each_published_service(host, manager_addr_zero):
+    for service, nodes in {"func_gateway": ["node1"], "data_grafana": ["node2"],
+                           "data_visualizer": ["node1"], "mqtt_mosquitto": ["node2"]}.items():
+        _running_on(host, service, *nodes)
+    out = _deploy_on_three_nodes(host, PUBLISH_MODE="host", GATEWAY_PORT="18080",
+                                 FAKE_MANAGER_ADDR_ZERO=manager_addr_zero)
+    assert "routing mesh" not in out
+    assert re.search(r"OpenFaaS gateway +http://10\.0\.0\.1:18080 \(node node1\)", out)
+    assert re.search(r"Grafana +http://10\.0\.0\.2:3000 \(node node2\)", out)
+    assert re.search(r"MQTT broker +tcp://10\.0\.0\.2:1883 \(node node2\)", out)
+    assert re.search(r"Prometheus +not running \(no task of func_prometheus\)", out)
+
+
+def test_the_routing_mesh_answers_on_any_node(host):
+    result = host.run(DEPLOY_SH, PUBLIC_HOST="swarm.example")
+    assert "On any swarm node (routing mesh)" in result.stdout
+    assert "tcp://swarm.example:1883" in result.stdout
+
+
+# --- a new function task takes calls only once its Python server listens ---------------------------
+
+def test_each_function_gets_a_healthcheck_on_its_own_server_once(host):
+    result = host.run(DEPLOY_SH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for fn in ("nuevo", "listar", "detectar"):
+        health = (host.state / "health" / fn).read_text()
+        assert health.startswith("CMD-SHELL python -c ") and "'127.0.0.1', 5000" in health, fn
+    calls = host.calls()
+    assert _index(calls, r"^docker service update --detach --health-cmd .* nuevo$") > _index(
+        calls, r"^faas-cli up ")
+    update = next(c for c in calls if c.startswith("docker service update"))
+    interval = int(re.search(r"--health-interval (\d+)s", update)[1])
+    retries = int(re.search(r"--health-retries (\d+)", update)[1])
+    assert interval * retries >= 60, "a working task on a starved host must not be killed"
+    assert host.run(DEPLOY_SH).returncode == 0
+    updates = [c for c in host.calls() if c.startswith("docker service update")]
+    assert len(updates) == 3, "kept by faas-swarm across faas-cli up: set once"
+
+
+def test_a_function_update_that_rolls_back_stops_the_deploy(host):
+    result = host.run(DEPLOY_SH, FAKE_UPDATE_STATE="rollback_completed")
+    assert result.returncode != 0
+    assert "the update of nuevo did not go through (rollback_completed)" in result.stderr

@@ -159,6 +159,35 @@ def test_function_timeouts_stay_below_the_gateway_upstream_timeout():
         assert max(read, write, exec_) < upstream, f"{name}: a timeout reaches upstream_timeout"
 
 
+def test_a_call_to_a_task_on_a_dead_node_ends_within_5_s_in_the_gateways_502():
+    """A task on a killed node stays in Swarm's DNS and load balancer for seconds (until the
+    gossip marks the node failed): each call sent there waits for upstream_timeout, which the
+    gateway applies to both the connect and the answer, then gets the gateway's 502."""
+    services = load_yaml(SWARM_DIR / "openfaas.yml")["services"]
+    gateway, provider = services["gateway"]["environment"], services["faas-swarm"]["environment"]
+    upstream = duration_s(gateway["upstream_timeout"])
+    assert upstream <= 4.5, "no caller may wait more than 5 s"
+    # faas-swarm (no-IPVS path) gives up after the gateway: its 500 "Can't reach service"
+    # never reaches a caller, the gateway's 502 does
+    assert duration_s(provider["read_timeout"]) > upstream
+    assert duration_s(provider["write_timeout"]) > upstream
+    # The handlers' own waits end first: an unreachable Redis or TF Serving answers the
+    # handler's 503 (or the embedded engine judges) before the watchdog's 504.
+    settings = load_settings({"REDIS_PASSWORD_FILE": "", "API_TOKEN_FILE": ""})
+    for name, fn in STACK["functions"].items():
+        env = fn["environment"]
+        assert "REDIS_TIMEOUT" not in env and "SERVING_TIMEOUT" not in env, name
+        assert duration_s(env["exec_timeout"]) > max(settings.redis_timeout_s,
+                                                     settings.serving_timeout_s), name
+
+
+def test_the_queue_worker_waits_for_a_call_and_its_callback_before_redelivering():
+    services = load_yaml(SWARM_DIR / "openfaas.yml")["services"]
+    ack_wait = duration_s(services["queue-worker"]["environment"]["ack_wait"])
+    upstream = duration_s(services["gateway"]["environment"]["upstream_timeout"])
+    assert ack_wait > upstream + 30, "the worker dials an X-Callback-Url for up to 30 s"
+
+
 def test_scaling_labels():
     for name, fn in STACK["functions"].items():
         labels = {k: str(v) for k, v in fn["labels"].items()}
@@ -169,3 +198,13 @@ def test_scaling_labels():
 
 def test_duration_parser():
     assert duration_s("5m5s") == 305 and duration_s("60s") == 60 and duration_s("8") == 8
+
+
+def test_the_gateway_and_faas_swarm_are_replaced_only_after_a_minute_of_failed_checks():
+    """A starved host (load 36 on 2 cores) had faas-swarm killed by a 2 s, 3-try check while
+    it worked: every call failed until its new task was up."""
+    services = load_yaml(SWARM_DIR / "openfaas.yml")["services"]
+    for name in ("gateway", "faas-swarm"):
+        check = services[name]["healthcheck"]
+        assert duration_s(check["timeout"]) >= 5, name
+        assert duration_s(check["interval"]) * check["retries"] >= 60, name
