@@ -10,15 +10,17 @@
 #      the model bind mount are pinned there);
 #   4. creates the Docker secrets that are missing (basic-auth-user/-password, redis-password,
 #      api-token, grafana-admin-password), values kept in infra/.secrets/ (0600, gitignored);
-#   4b. builds the images we ship (the MQTT bridge, Grafana with its plugin), tagged with a
-#      hash of their files, pushed when REGISTRY is set; MQTT_BRIDGE_IMAGE / GRAFANA_IMAGE
-#      name others instead;
+#   4b. builds the images we ship (the MQTT bridge, the alert forwarder, Grafana with its
+#      plugin), tagged with a hash of their files, pushed when REGISTRY is set;
+#      MQTT_BRIDGE_IMAGE / ALERT_FORWARDER_IMAGE / GRAFANA_IMAGE name others instead;
 #   5. deploys stack `func` (OpenFaaS) then stack `data` (Redis, TF Serving, Grafana,
 #      visualizer), waiting for each to converge;
 #   6. `faas-cli login` and `faas-cli up` (--skip-push unless REGISTRY is set), then a
 #      healthcheck on each function's own server, so a new task takes calls only once it listens;
-#   7. waits until /healthz and every /function/<name> answers, and prints the URLs (in host
-#      mode, on the nodes that run each published service's task).
+#   7. waits until /healthz and every /function/<name> answers, deploys stacks `mqtt`
+#      (Mosquitto, the MQTT bridge) and `alerts` (the operators' Alertmanager, the alert
+#      forwarder), and prints the URLs (in host mode, on the nodes that run each published
+#      service's task).
 #
 # Environment (all optional):
 #   REGISTRY              image prefix for the functions (e.g. registry.example.com/anomalias);
@@ -34,7 +36,8 @@
 #   DEPLOY_WAIT_SECONDS   how long to wait for each stage (default 600); a task that is
 #                         rejected (e.g. "No such image") or fails 3 times stops it at once
 #   FAAS_SWARM_DOCKER_API_VERSION, OPENFAAS_*_IMAGE, REDIS_IMAGE, SERVING_IMAGE,
-#   GRAFANA_IMAGE, MQTT_BRIDGE_IMAGE, VISUALIZER_IMAGE, *_PORT, PUBLISH_MODE: infra/README.md
+#   GRAFANA_IMAGE, MQTT_BRIDGE_IMAGE, ALERTMANAGER_IMAGE, ALERT_FORWARDER_IMAGE,
+#   VISUALIZER_IMAGE, PAGES_URL, *_PORT, PUBLISH_MODE: infra/README.md
 set -euo pipefail
 
 # shellcheck source=infra/common.sh
@@ -50,6 +53,7 @@ FAAS_SWARM_API="1.30"   # what faas-swarm 0.9.0 was written against
 FAILED_TASKS_LIMIT=3    # a service whose tasks failed this often is not coming up
 
 export MODELS_DIR="${MODELS_DIR:-$ROOT/models}"
+export PUBLIC_HOST PAGES_URL="${PAGES_URL:-http://$PUBLIC_HOST:${GATEWAY_PORT:-8080}}"
 
 
 usage() {
@@ -267,8 +271,9 @@ build_image() {  # build_image IMAGE DOCKERFILE CONTEXT
     fi
 }
 
-# The MQTT bridge (infra/mqtt_bridge.py) and Grafana with its plugin baked in, unless the
-# caller names images of their own (MQTT_BRIDGE_IMAGE, GRAFANA_IMAGE).
+# The MQTT bridge (infra/mqtt_bridge.py), the alert forwarder (infra/alert_forwarder.py) and
+# Grafana with its plugin baked in, unless the caller names images of their own
+# (MQTT_BRIDGE_IMAGE, ALERT_FORWARDER_IMAGE, GRAFANA_IMAGE).
 build_images() {
     local prefix="${REGISTRY:-anomalias}"
     if [ -z "${MQTT_BRIDGE_IMAGE:-}" ]; then
@@ -277,12 +282,19 @@ build_images() {
             "$ROOT/shared/signing.py" "$ROOT/infra/mqtt_bridge.py")"
         build_image "$MQTT_BRIDGE_IMAGE" "$bridge" "$ROOT"
     fi
+    if [ -z "${ALERT_FORWARDER_IMAGE:-}" ]; then
+        local forwarder="$SWARM_DIR/alert-forwarder/Dockerfile"
+        ALERT_FORWARDER_IMAGE="$prefix/alert-forwarder:$(files_version "$forwarder" \
+            "$ROOT/requirements/alert-forwarder.txt" "$ROOT/shared/config.py" \
+            "$ROOT/shared/redis_connection.py" "$ROOT/shared/outbox.py" "$ROOT/infra/alert_forwarder.py")"
+        build_image "$ALERT_FORWARDER_IMAGE" "$forwarder" "$ROOT"
+    fi
     if [ -z "${GRAFANA_IMAGE:-}" ]; then
         # fetches redis-datasource from grafana.com once, here; Grafana's starts need nothing
         GRAFANA_IMAGE="$prefix/grafana:$(files_version "$INFRA/grafana/Dockerfile")"
         build_image "$GRAFANA_IMAGE" "$INFRA/grafana/Dockerfile" "$INFRA/grafana"
     fi
-    export MQTT_BRIDGE_IMAGE GRAFANA_IMAGE
+    export MQTT_BRIDGE_IMAGE ALERT_FORWARDER_IMAGE GRAFANA_IMAGE
 }
 
 export_config_versions() {
@@ -294,9 +306,10 @@ export_config_versions() {
     GRAFANA_DASHBOARD_PROVIDER_VERSION="$(config_version "$INFRA/grafana/provisioning/dashboards/anomalias.yml")"
     GRAFANA_DASHBOARD_VERSION="$(config_version "$INFRA/grafana/dashboards/anomalias.json")"
     MOSQUITTO_CONF_VERSION="$(config_version "$SWARM_DIR/mosquitto/mosquitto.conf")"
+    OPERATOR_ALERTMANAGER_CONFIG_VERSION="$(config_version "$INFRA/alertmanager/alertmanager.yml")"
     export PROMETHEUS_CONFIG_VERSION PROMETHEUS_RULES_VERSION ALERTMANAGER_CONFIG_VERSION \
         REDIS_CONF_VERSION GRAFANA_DATASOURCES_VERSION GRAFANA_DASHBOARD_PROVIDER_VERSION \
-        GRAFANA_DASHBOARD_VERSION MOSQUITTO_CONF_VERSION
+        GRAFANA_DASHBOARD_VERSION MOSQUITTO_CONF_VERSION OPERATOR_ALERTMANAGER_CONFIG_VERSION
 }
 
 # --- stacks --------------------------------------------------------------------------------------------
@@ -516,6 +529,10 @@ main() {
     deploy_stack mqtt mqtt.yml
     wait_stack mqtt
 
+    say "deploying stack alerts (the operators' Alertmanager, the alert forwarder) from infra/swarm/alerts.yml"
+    deploy_stack alerts alerts.yml
+    wait_stack alerts
+
     local where gateway="$GATEWAY_URL"
     if [ "${PUBLISH_MODE:-ingress}" = host ]; then
         where="Published in host mode: each port answers only on the node that runs its task:"
@@ -531,6 +548,7 @@ Deployed. $where
   Visualizer        $(published_at data_visualizer http "${VISUALIZER_PORT:-8081}")
   Prometheus        $(published_at func_prometheus http "${PROMETHEUS_PORT:-9090}")
   MQTT broker       $(published_at mqtt_mosquitto tcp "${MQTT_PORT:-1883}")
+  Alertmanager      $(published_at alerts_operator-alertmanager http "${ALERTMANAGER_PORT:-9093}")   (operators' alerts; fill in its receiver: infra/alertmanager/alertmanager.yml)
 Gateway user admin, password in ${SECRETS_DIR#"$ROOT"/}/basic-auth-password
 API key for the write functions in ${SECRETS_DIR#"$ROOT"/}/api-token (sign each call: python3 -m shared.signing, see README)
 Remove everything with: make down   (infra/down.sh)

@@ -2,15 +2,16 @@
 # Remove what infra/deploy.sh created (`make down`), leaving the host as deploy found it:
 #   1. `faas-cli remove` of the three functions (or `docker service rm` when the gateway is
 #      already gone);
-#   2. `docker stack rm mqtt`, `data` and `func`, waiting until their services,
+#   2. `docker stack rm alerts`, `mqtt`, `data` and `func`, waiting until their services,
 #      containers and networks are gone;
 #   3. removes the Docker secrets deploy created (infra/.swarm-state says which) and the node
 #      label it added, and puts back the dispatcher heartbeat deploy shortened;
 #   4. `docker swarm leave --force` only if deploy ran `docker swarm init`.
 #
 # Kept unless --purge: the named volumes (data_redis-data: the readings; data_grafana-data;
-# mqtt_mosquitto-data) and infra/.secrets/ (the next deploy reuses the values: Grafana keeps
-# the admin password it was first started with in its volume).
+# mqtt_mosquitto-data; alerts_alertmanager-data: silences) and infra/.secrets/ (the next
+# deploy reuses the values: Grafana keeps the admin password it was first started with in its
+# volume).
 # --purge removes the volumes on every node: a volume lives on the engine of the node that ran
 # its task, so on a swarm of several nodes a one-shot job (PURGE_IMAGE, an image with the
 # docker CLI every node can pull; default docker:28.2.2-cli) removes them on each node and
@@ -23,8 +24,8 @@ set -euo pipefail
 # shellcheck source=infra/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WAIT_SECONDS="${DOWN_WAIT_SECONDS:-180}"
-STACKS=(mqtt data func)
-VOLUMES=(data_redis-data data_grafana-data mqtt_mosquitto-data)
+STACKS=(alerts mqtt data func)
+VOLUMES=(data_redis-data data_grafana-data mqtt_mosquitto-data alerts_alertmanager-data)
 PURGE=0
 PURGE_FAILED=0
 LEFTOVER=0

@@ -6,12 +6,15 @@ its result; endpoint.py picks one (a page is rendered only when it is the answer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from . import render
+from . import outbox, render
+from .detection import Verdict
 from .errors import StoredButNotJudged
-from .params import parse_batch, parse_history, parse_reading, parse_sensor
+from .params import SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span, wants_overview
+from .readings import HistoryQuery
 from .services import Services
 from .store.reading_store import AlreadyStored
 
@@ -69,16 +72,54 @@ def _nuevo(params: Mapping[str, Any], services: Services, host: str) -> Result:
                   lambda: render.stored_html(sensor, timestamp, reading.value, host))
 
 
+def _overview(services: Services, host: str) -> Result:
+    sensors = services.views.overview()
+    return Result(200, {"sensors": [asdict(s) for s in sensors]},
+                  lambda: render.overview_html(sensors, host))
+
+
 def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
+    if wants_overview(params):
+        return _overview(services, host)
     sensor = parse_sensor(params.get("sensor"))
     settings = services.settings
-    query = parse_history(params, settings.list_default_count, settings.list_max_count)
+    span = parse_span(params)
+    if span:  # the span up to the newest reading: a quiet sensor still shows its last day
+        newest = services.views.newest(sensor)
+        query = (HistoryQuery(settings.list_max_count, max(0, newest - SPANS[span]), newest)
+                 if newest is not None else HistoryQuery(settings.list_max_count, "-", "+"))
+    else:
+        query = parse_history(params, settings.list_default_count, settings.list_max_count)
     history = services.store.history(sensor, query)
-    document = {"sensor": sensor, "total": history.total,
-                "readings": [{"timestamp": t, "value": v, "anomaly": t in history.anomalies,
-                              "alert": t in history.alerts} for t, v in history.readings]}
+    shown = (history.readings[-1][0], history.readings[0][0]) if history.readings else (0, 0)
+    extras = services.views.extras(sensor, *shown)
+    readings = []
+    for t, v in history.readings:
+        reading = {"timestamp": t, "value": v, "anomaly": t in history.anomalies,
+                   "alert": t in history.alerts}
+        if t in extras.band:
+            reading.update(zip(("expected", "lower", "upper"), extras.band[t], strict=True))
+        readings.append(reading)
+    document = {"sensor": sensor, "total": history.total, "readings": readings,
+                "flagged_total": extras.flagged_total, "alerts": extras.events}
     return Result(200, document, lambda: render.history_html(
-        sensor, history.total, history.readings, history.anomalies, history.alerts, query, host))
+        sensor, history.total, history.readings, history.anomalies, history.alerts, query, host,
+        band=extras.band, events=extras.events, flagged_total=extras.flagged_total, span=span))
+
+
+# What detectar keeps of a verdict beside its marks (shared/detection.py's Verdict, when it
+# has these fields): the expected value and band, and what the outbox tells Alertmanager.
+DETAIL_FIELDS = ("expected", "lower", "upper", "severity", "explanation", "kind", "resolved")
+
+
+def _judgement_and_alerts(base: dict[str, Any], verdict: Verdict
+                          ) -> tuple[tuple[float, float, float] | None, list[dict[str, str]]]:
+    details = {name: getattr(verdict, name, None) for name in DETAIL_FIELDS}
+    band = [float(v) for v in (details[name] for name in ("expected", "lower", "upper"))
+            if isinstance(v, int | float)]
+    judgement = (band[0], band[1], band[2]) if len(band) == 3 else None
+    return judgement, outbox.entries({**base, "alert": verdict.alert, "kinds": verdict.kinds,
+                                      **details})
 
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -93,8 +134,8 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
         verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)
         if verdict.anomaly is not None:
             services.store.record_verdict(sensor, stored.timestamp, reading.value,
-                                          verdict.anomaly, verdict.alert, stored.state,
-                                          verdict.state)
+                                          verdict.anomaly, bool(verdict.alert), stored.state,
+                                          verdict.state, *_judgement_and_alerts(base, verdict))
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc
     document = {**base, "anomaly": verdict.anomaly, "alert": verdict.alert,
@@ -110,6 +151,6 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
 NUEVO = Action("nuevo", writes=True, run=_nuevo,
                parameters=frozenset({"dato", "sensor", "timestamp", "readings"}))
 LISTAR = Action("listar", writes=False, run=_listar,
-                parameters=frozenset({"sensor", "count", "from", "to"}))
+                parameters=frozenset({"sensor", "count", "from", "to", "span", "sensors"}))
 DETECTAR = Action("detectar", writes=True, run=_detectar,
                   parameters=frozenset({"dato", "sensor", "timestamp"}))

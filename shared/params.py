@@ -283,6 +283,36 @@ def parse_count(raw: Any, default: int, maximum: int) -> int:
     return raw
 
 
+DAY_MS = 86_400_000
+SPANS = {"day": DAY_MS, "week": 7 * DAY_MS, "month": 31 * DAY_MS}  # listar's `span`
+
+
+def parse_span(params: Mapping[str, Any]) -> str | None:
+    """listar's `span` (day, week, month: up to the sensor's newest reading), or None."""
+    span = params.get("span")
+    if span is None:
+        return None
+    if not isinstance(span, str) or span not in SPANS:
+        raise BadRequest(f"span must be one of {', '.join(SPANS)}")
+    beside = [name for name in ("from", "to", "count") if params.get(name) is not None]
+    if beside:
+        raise BadRequest(f"span cannot be given beside {beside[0]}: it chooses the range itself")
+    return span
+
+
+def wants_overview(params: Mapping[str, Any]) -> bool:
+    """listar's `sensors=all`: every sensor's state rather than one sensor's readings."""
+    chosen = params.get("sensors")
+    if chosen is None:
+        return False
+    if chosen != "all":
+        raise BadRequest("sensors takes one value: all (the overview of every sensor)")
+    beside = sorted(name for name in params if name != "sensors" and params[name] is not None)
+    if beside:
+        raise BadRequest(f"sensors=all takes no other parameter (got {beside[0][:64]})")
+    return True
+
+
 def parse_history(params: Mapping[str, Any], default_count: int, max_count: int) -> HistoryQuery:
     start = parse_timestamp(params.get("from"), "from", future=True)
     end = parse_timestamp(params.get("to"), "to", future=True)

@@ -18,3 +18,20 @@ class HistoryQuery:
     count: int
     start: int | str  # ms, or "-" for the earliest
     end: int | str  # ms, or "+" for the latest
+
+
+# detectar's judgement of each reading (expected value and normal band) is kept this long:
+# the sensor page's longest span (docs/architecture.md has what it costs).
+BAND_KEPT_DAYS = 31
+
+
+@dataclass(frozen=True)
+class SensorSummary:
+    """A line of the sensors overview."""
+
+    sensor: str
+    last_reading: int  # ms
+    last_value: float
+    state: str  # "in an event", "normal" or "not judged"
+    last_alert: int | None  # ms of the newest reading that raised an alert
+    last_alert_kind: str | None

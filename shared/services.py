@@ -24,6 +24,7 @@ from .serving.tfserving import TFServingClient
 from .store import readiness
 from .store.reading_store import ReadingStore
 from .store.replay_guard import ReplayGuard
+from .store.sensor_views import SensorViews
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ class Services:
     def problem(self) -> str | None:
         """What keeps the functions from working with Redis now (the readiness probe)."""
         return readiness.problem(self.redis)
+
+    @cached_property
+    def views(self) -> SensorViews:
+        return SensorViews(self.store.connection)
 
     @property
     def detector(self) -> Detector:

@@ -17,9 +17,12 @@ Starts its own redis-server (AOF, appendfsync always, as `make up`) and gateway
 4. batch ingestion and `detectar` over 12 sensors, on one server and on a Redis Cluster of
    3 masters with a replica each (infra/local/redis_cluster.py), every write waiting for its
    replica and, for the cost of that, not waiting (REDIS_WAIT_REPLICAS=0);
-5. the embedded engine alone (µs per window) and the TF Serving client's cost per call
+5. `detectar` with the alert forwarder on (ALERTMANAGER_URL naming an Alertmanager that is
+   down, so the forwarder keeps retrying an undelivered alert) and off: two stacks side by
+   side, loaded in turn five times each, the medians compared (forwarding.py);
+6. the embedded engine alone (µs per window) and the TF Serving client's cost per call
    against the local TF-Serving-compatible server (infra/bench/tfserving_standin.py);
-6. memory (RSS, PSS) of every process.
+7. memory (RSS, PSS) of every process.
 Writes infra/bench/results/latest.json and the table into infra/bench/RESULTS.md (between
 its `bench:begin`/`bench:end` markers; the notes around them are kept). A --quick run only
 prints them, unless --json or --markdown says where they go: its figures are not the ones
@@ -48,6 +51,7 @@ from shared.config import REPO_ROOT
 
 from . import report
 from .against_machine import machine_runs
+from .forwarding import forwarding_runs
 from .load import (
     SPREAD_LAYOUTS,
     WRK_THREADS,
@@ -80,6 +84,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-everysec", action="store_true", help="skip the appendfsync everysec runs")
     parser.add_argument("--no-cluster", action="store_true",
                         help="skip the runs over many sensors on one server and on a Redis Cluster")
+    parser.add_argument("--no-forwarding", action="store_true",
+                        help="skip detectar with the alert forwarder on and off")
     parser.add_argument("--no-install", action="store_true", help="never install wrk with apt")
     parser.add_argument("--only", default="detectar,nuevo,listar",
                         help="the functions to load with wrk (comma-separated)")
@@ -208,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             results["everysec"] = everysec_runs(folder, args, wrk, clock)
         if not args.no_cluster:
             results["spread"] = spread_over_layouts(folder, args, wrk, clock)
+        if not args.no_forwarding:
+            print("detectar with the alert forwarder off and on (Alertmanager down):", flush=True)
+            results["forwarding"] = forwarding_runs(
+                folder, wrk, args, clock, lambda path, **options: new_stack(path, args, **options))
     print("embedded engine ...", flush=True)
     results["engine"] = engine_figures()
     print("TF Serving client against the local test server ...", flush=True)

@@ -15,6 +15,7 @@ TARGETS = {
     "ingestion": 100_000,  # readings/s through nuevo batches
     "engine_us": 200,  # embedded engine, µs per window
     "detectar_share": 0.4,  # of the hello-world rate on the same server, in the same run
+    "forwarding_ratio": 0.95,  # detectar with the alert forwarder on, against off
 }
 
 
@@ -83,6 +84,7 @@ def markdown(results: dict[str, Any]) -> str:
                 out.append(f"| {run['function']} | {a['rate']:,.0f} | {a['p99_ms']} | "
                            f"{run['rate']:,.0f} | {run['p99_ms']} |")
     out += spread_table(results)
+    out += forwarding_table(results)
     out += ["", "| embedded engine | layers | µs per window (median of 7) |", "|---|---|---:|"]
     for e in results["engine"]:
         if e.get("missing"):
@@ -120,6 +122,20 @@ def spread_table(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def forwarding_table(results: dict[str, Any]) -> list[str]:
+    """detectar with the alert forwarder off and on (empty when it was not run)."""
+    if not results.get("forwarding"):
+        return []
+    out = ["", "`detectar` (20-reading sensor) with the alert forwarder off and on, its "
+           "Alertmanager down and an alert waiting in the outbox (two stacks side by side, "
+           "loaded in turn five times each; the median run of each):", "",
+           "| alert forwarding | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|"]
+    for label, run in results["forwarding"].items():
+        out.append(f"| {label} | {run['rate']:,.0f} | {run['p50_ms']} | {run['p99_ms']} "
+                   f"| {run['non_2xx']} |")
+    return out
+
+
 def targets(results: dict[str, Any]) -> list[str]:
     runs = {(r["function"], r["size"]): r for r in results["http"]}
     big = next(r["size"] for r in results["http"] if r["size"] != "20-reading")
@@ -141,6 +157,11 @@ def targets(results: dict[str, Any]) -> list[str]:
         ratio = large["rate"] / small["rate"] if small["rate"] else 0.0
         lines.append(f"| {function}: {big} rate within 20% of the 20-reading rate | "
                      f"{ratio:.0%} | {_ok(ratio >= TARGETS['size_ratio'])} |")
+    forwarding = results.get("forwarding")
+    if forwarding and forwarding["off"]["rate"]:
+        ratio = forwarding["on"]["rate"] / forwarding["off"]["rate"]
+        lines.append(f"| detectar with alert forwarding on within 5% of off | {ratio:.0%} | "
+                     f"{_ok(ratio >= TARGETS['forwarding_ratio'])} |")
     rate = results["ingestion"]["readings_per_s"]
     lines.append(f"| batch ingestion >= {TARGETS['ingestion']:,} readings/s | {rate:,} | "
                  f"{_ok(rate >= TARGETS['ingestion'])} |")

@@ -56,6 +56,7 @@ class Stack:
         if self.threads:
             command += ["--threads", str(self.threads)]
         env = {**os.environ, **redis_env, "API_TOKEN_FILE": "", "MQTT_BROKER": "",
+               "ALERTMANAGER_URL": "",
                "LOCAL_STACK_FILE": str(self.data_dir / f"stack-{self.label or self.fsync}.json"),
                **self.env}
         self.log_path = self.data_dir / f"gateway-{self.label or self.fsync}.log"

@@ -14,6 +14,9 @@ stack holds, or a Redis port something else answers on, stops the start with a m
 With MQTT_BROKER set (e.g. tcp://127.0.0.1:1883) it also subscribes to the broker and hands
 each message to the functions whose `topic` annotation names its topic, as OpenFaaS's
 mqtt-connector does (infra/mqtt_bridge.py; MQTT_TOPIC, MQTT_QOS, MQTT_CLIENT_ID).
+With ALERTMANAGER_URL set (one or more Alertmanagers, comma-separated) it also runs the alert
+forwarder (infra/alert_forwarder.py) as a supervised process: detectar's alerts go to them,
+with links to this gateway's pages (PAGES_URL to name another base).
 POST /async-function/<name> answers 202 and runs the call later (infra/local/async_calls.py);
 its X-Callback-Url must be http(s), and name one of CALLBACK_HOSTS (comma-separated host
 names) when that is set.
@@ -46,8 +49,9 @@ from shared.migrate import migrate
 from shared.redis_connection import connect
 from shared.services import SERVICES
 
+from ..alert_forwarder import ForwarderConfigError, alertmanager_urls
 from ..mqtt_bridge import BridgeConfigError, bridge_from_env, default_client_id, topics_of
-from . import stack_state
+from . import processes, stack_state
 from .async_calls import callback_hosts
 from .folder_lock import FolderInUse
 from .functions import STACK_FILE, load_functions
@@ -171,12 +175,28 @@ def rename_old_keys(settings: Settings) -> None:
                  done["renamed"], done["merged"])
 
 
+def alert_forwarder(gateway_url: str) -> processes.Supervised | None:
+    """The forwarder ALERTMANAGER_URL asks for (checked now), or None when it is unset."""
+    raw = os.environ.get("ALERTMANAGER_URL", "").strip()
+    if not raw:
+        log.info("alerts: ALERTMANAGER_URL is not set: detectar's alerts stay in Redis "
+                 "(the outbox) and listar, nobody is notified")
+        return None
+    urls = alertmanager_urls(raw)
+    log.info("alerts: detectar's alerts go to Alertmanager %s (infra/alert_forwarder.py)",
+             ", ".join(urls))
+    env = {**os.environ, "PAGES_URL": os.environ.get("PAGES_URL", "").strip() or gateway_url}
+    return processes.Supervised("alert forwarder", [sys.executable, "-m", "infra.alert_forwarder"],
+                                env)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _stop_on_signals()
     server: RedisServer | LocalCluster | None = None
     bridge = None
+    forwarder = None
     try:
         if not os.environ.get("REDIS_HOST"):
             server = start_redis(args)
@@ -201,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                  ", ".join(gateway.functions), url, detector.predictor.name)
         bridge = bridge_from_env(os.environ, url, topics_of(gateway.functions.values()),
                                  settings.api_key, default_client_id(args.port))
+        forwarder = alert_forwarder(url)
 
         def ready() -> None:
             # the password file is make up's own Redis's, or the one REDIS_HOST's came with
@@ -208,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings, os.environ.get("REDIS_PASSWORD_FILE")))
             if bridge:
                 bridge.start()
+            if forwarder:
+                forwarder.start()
 
         serve(gateway, sock, workers=args.workers, on_ready=ready,
               on_stop=gateway.async_calls.stop,
@@ -216,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
               # ones (plain text) before they fill memory.
               threads=args.threads, max_request_body_size=16 * settings.max_body_bytes,
               ident="anomalias")
-    except (ConfigError, ApiError, BridgeConfigError, RedisStartError, FolderInUse) as exc:
+    except (ConfigError, ApiError, BridgeConfigError, ForwarderConfigError, RedisStartError,
+            FolderInUse) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except OSError as exc:  # e.g. the host does not exist
@@ -228,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         stack_state.withdraw()
         if bridge:
             bridge.stop()
+        if forwarder:
+            forwarder.stop()
         if server:
             server.stop()
     return 0

@@ -10,6 +10,8 @@ Layouts before this one named them `<sensor>/<kind>`: shared/migrate.py renames 
 
 from __future__ import annotations
 
+from ..outbox import outbox_key as outbox_key  # named there: the forwarder reads it without the store
+
 DERIVED_KINDS = ("anomalies", "alerts", "detector")
 NONCE_PREFIX = "/signatures/"  # a sensor id cannot start with "/": no clash with its keys
 PROBE_KEY = "/readiness"  # '/' is never in a sensor id
@@ -37,3 +39,11 @@ def detector_key(sensor: str) -> str:
 
 def nonce_key(nonce: str) -> str:
     return NONCE_PREFIX + nonce
+
+
+BAND_SERIES = ("expected", "lower", "upper")  # detectar's judgement of each reading
+BAND_RETENTION_MS = 31 * 86_400_000  # the sensor page's longest span (docs/architecture.md)
+
+
+def band_keys(sensor: str) -> list[str]:
+    return [derived_key(sensor, kind) for kind in BAND_SERIES]

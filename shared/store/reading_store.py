@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..outbox import MAX_ENTRIES
 from ..readings import HistoryQuery, Reading
 from ..redis_connection import RedisConnection
 from .errors import NoFreeMillisecond, TimestampTaken, store_errors
-from .keys import alerts_key, anomalies_key, detector_key, readings_key
+from .keys import (
+    BAND_RETENTION_MS,
+    alerts_key,
+    anomalies_key,
+    band_keys,
+    detector_key,
+    outbox_key,
+    readings_key,
+)
 from .scripts import ADD, BATCH, HISTORY, VERDICT
 
 MAX_CLOCK_BUMPS = 1000  # server-clock readings move at most this many ms forward
@@ -58,6 +67,12 @@ class BatchResult:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _fields_text(fields: Mapping[str, str]) -> str:
+    """An outbox entry as the verdict script takes it: "field\nvalue\n..." (no value is
+    empty or holds a newline: shared/outbox.py)."""
+    return "\n".join(f"{name}\n{text}" for name, text in fields.items())
 
 
 def _state_text(state: dict[str, float]) -> str:
@@ -150,20 +165,28 @@ class ReadingStore:
                        set(map(int, anomalies.split())), set(map(int, alerts.split())))
 
     def record_verdict(self, sensor: str, timestamp: int, value: float, anomaly: bool,
-                       alert: bool, old_state: dict[str, float],
-                       new_state: dict[str, float]) -> None:
-        """Mark an anomalous reading (and one that starts an event) and keep the detector's
-        updated state, atomically.
+                       alert: bool, old_state: dict[str, float], new_state: dict[str, float],
+                       judgement: tuple[float, float, float] | None = None,
+                       entries: Sequence[Mapping[str, str]] = ()) -> None:
+        """Mark an anomalous reading (and one that starts an event), keep the detector's
+        updated state, the judgement (expected value, lower and upper edge of the band: kept
+        BAND_RETENTION_MS) and the outbox entries (shared/outbox.py: alerts and ends of
+        events for the forwarder), atomically.
 
         Only the fields that changed are written: the hash ends up the same, and a reading
         costs Redis (and the append-only file) a few fields, not the whole state.
         """
         changed = {field: number for field, number in new_state.items()
                    if field not in old_state or old_state[field] != number}
-        if not anomaly and not changed:
+        if not anomaly and not changed and judgement is None and not entries:
             return
+        expected_key, lower_key, upper_key = band_keys(sensor)
         with store_errors(sensor):
-            VERDICT.run(self.connection, anomalies_key=anomalies_key(sensor),
-                        alerts_key=alerts_key(sensor), detector_key=detector_key(sensor),
+            VERDICT.run(self.connection, [_fields_text(entry) for entry in entries],
+                        anomalies_key=anomalies_key(sensor), alerts_key=alerts_key(sensor),
+                        detector_key=detector_key(sensor), expected_key=expected_key,
+                        lower_key=lower_key, upper_key=upper_key, outbox_key=outbox_key(sensor),
                         timestamp=timestamp, value=repr(float(value)), sensor=sensor,
-                        anomaly=int(anomaly), alert=int(alert), state=_state_text(changed))
+                        anomaly=int(anomaly), alert=int(alert), state=_state_text(changed),
+                        judgement=" ".join(repr(float(v)) for v in judgement) if judgement else "",
+                        band_retention=BAND_RETENTION_MS, max_entries=MAX_ENTRIES)

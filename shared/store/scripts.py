@@ -62,17 +62,24 @@ ADD = LuaScript("add", keys=("readings_key", "detector_key", "anomalies_key", "a
 # the server-clock readings cannot all be placed. `rest`: (timestamp or '', value) per reading.
 BATCH = LuaScript("batch", keys=("readings_key",), args=("sensor", "first_slot", "max_bumps"),
                   rest="readings")
-# A verdict's marks and the detector state's changed fields, written together: 1.
-VERDICT = LuaScript("verdict", keys=("anomalies_key", "alerts_key", "detector_key"),
-                    args=("timestamp", "value", "sensor", "anomaly", "alert", "state"))
+# A verdict's marks, the detector state's changed fields, its judgement (expected value and
+# band, kept BAND_RETENTION_MS) and its outbox entries, written together: 1.
+# `rest`: the outbox entries, each "field\nvalue\n..." (shared/outbox.py).
+VERDICT = LuaScript("verdict", keys=("anomalies_key", "alerts_key", "detector_key", "expected_key",
+                                     "lower_key", "upper_key", "outbox_key"),
+                    args=("timestamp", "value", "sensor", "anomaly", "alert", "state", "judgement",
+                          "band_retention", "max_entries"), rest="outbox entries")
 # The newest readings in a range with the total and the marks among them:
 # {total, "t v t v ...", "t t ...", "t t ..."}, or {} for a sensor without readings.
 HISTORY = LuaScript("history", keys=("readings_key", "anomalies_key", "alerts_key"),
                     args=("range_start", "range_end", "count"), writes=False)
+# What listar shows beside the readings: {"t e l u ...", anomalies total, {entry, ...}}.
+EXTRAS = LuaScript("extras", keys=("expected_key", "lower_key", "upper_key", "anomalies_key",
+                                   "outbox_key"), args=("range_start", "range_end"), writes=False)
 # A nonce claimed: 1 once, nil while it is held. No wait for replicas: a nonce lost in a
 # failover reopens a replay for the calls of its last moments, it never loses a reading.
 NONCE = LuaScript("nonce", keys=("nonce_key",), args=("ttl_ms",), writes=False)
 # Readiness: 1 when the TimeSeries module answers, else its error.
 PROBE = LuaScript("probe", keys=("probe_key",), args=(), writes=False)
 
-ALL = (ADD, BATCH, VERDICT, HISTORY, NONCE, PROBE)
+ALL = (ADD, BATCH, VERDICT, HISTORY, EXTRAS, NONCE, PROBE)

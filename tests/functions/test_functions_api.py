@@ -168,7 +168,8 @@ def test_listar_is_newest_first_with_total_count_and_range(api, redis_client):
     ranged = api.json("listar", **{"from": "1700000005000", "to": "1700000007000"}).json()
     assert [r["timestamp"] for r in ranged["readings"]] == [1700000007000, 1700000006000,
                                                             1700000005000]
-    assert api.json("listar", sensor="otro").json() == {"sensor": "otro", "total": 0, "readings": []}
+    assert api.json("listar", sensor="otro").json() == {"sensor": "otro", "total": 0, "readings": [],
+                                                        "flagged_total": 0, "alerts": []}
 
 
 def test_detectar_stores_and_waits_for_a_full_window(api, redis_client):
@@ -273,13 +274,15 @@ def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
     verdict = api.json("detectar", dato="95", timestamp=str(next_time)).json()
     assert verdict["anomaly"] is True and verdict["error"] > verdict["threshold"]
     listed = api.json("listar").json()["readings"]
-    assert listed[0] == {"timestamp": next_time, "value": 95.0, "anomaly": True, "alert": True}
+    assert {k: listed[0][k] for k in ("timestamp", "value", "anomaly", "alert")} == {
+        "timestamp": next_time, "value": 95.0, "anomaly": True, "alert": True}
     assert not any(r["anomaly"] for r in listed[1:])
     page = api.get("listar").text
     assert "<svg" in page and "<script" not in page
     assert page.count('class="dot anomaly"') == 1  # one red dot: the anomaly
-    assert "1 flagged as an anomaly by detectar" in page
+    assert "1 of them was flagged as an anomaly by detectar" in page
     one = text_of(api.get("listar", count="1", to=str(next_time - 1)).text)  # before it
-    assert "1 reading from the first reading to" in one and "0 flagged as anomalies" in one
+    assert "1 reading from the first reading to" in one and "0 of them were flagged as anomalies" in one
+    assert "1 more reading of the sensor was flagged outside this range" in one  # not hidden
     verdict_page = text_of(api.get("detectar", dato="71", timestamp=str(next_time + 300_000)).text)
     assert "error: the strongest of the rule's learned tests as a multiple of what flags it" in verdict_page

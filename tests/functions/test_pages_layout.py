@@ -76,6 +76,8 @@ def pages(api, redis_client) -> dict[str, str]:
         "listar": url("listar", sensor="horno-3", count="400"),
         "listar-long-id": url("listar", sensor=LONG_SENSOR),
         "listar-one": url("listar", sensor="horno-3", count="1"),
+        "listar-week": url("listar", sensor="horno-3", span="week"),
+        "overview": url("listar", sensors="all"),
         "detectar": url("detectar", sensor=LONG_SENSOR, dato="71.25"),
         "detectar-not-judged": url("detectar", sensor="nuevo-1", dato="20.5"),
         "nuevo": url("nuevo", sensor=LONG_SENSOR, dato="71.25"),

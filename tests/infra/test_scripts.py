@@ -179,6 +179,13 @@ def test_deploy_on_a_fresh_host_then_down_restores_it(host):
                        (host.state / "stacks" / "mqtt").read_text())
     assert bridge and bridge[1] in (host.state / "images").read_text().split()
     assert _index(calls, r"^docker build -q -t anomalias/mqtt-bridge:") < func
+    # The operators' Alertmanager and the forwarder come last, with the image built for it.
+    assert _index(calls, r"^docker stack deploy .*alerts\.yml alerts$") > _index(
+        calls, r"^docker stack deploy .*mqtt\.yml mqtt$")
+    forwarder = re.search(r"image: (anomalias/alert-forwarder:[0-9a-f]{12})\n",
+                          (host.state / "stacks" / "alerts").read_text())
+    assert forwarder and forwarder[1] in (host.state / "images").read_text().split()
+    assert "http://127.0.0.1:9093" in result.stdout
 
     result = host.run(DOWN_SH)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -369,7 +376,7 @@ def test_kernels_without_ipvs_get_dns_round_robin_and_host_mode_ports(host):
     assert func["gateway"]["environment"]["direct_functions"] == "false"
     assert func["faas-swarm"]["environment"]["dnsrr"] == "true"
     assert func["gateway"]["ports"] == [{"mode": "host", "target": 8080, "published": 18080}]
-    for stack in ("func", "data", "mqtt"):
+    for stack in ("func", "data", "mqtt", "alerts"):
         services = yaml.safe_load((host.state / "stacks" / stack).read_text())["services"]
         assert {s["deploy"].get("endpoint_mode") for s in services.values()} == {"dnsrr"}, stack
     assert "http://127.0.0.1:18080" in result.stdout  # deploy waits on and prints that port

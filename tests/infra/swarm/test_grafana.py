@@ -84,8 +84,20 @@ QUERY_MODEL_KEYS = {"refId", "datasource", "type", "query", "keyName", "field", 
 SENSOR_FILTER = "sensor=(${sensor:csv})"
 
 
+# the readings, the anomaly and alert marks, and detectar's judgements (expected, the band)
+KINDS = {"kind=reading", "kind=anomaly", "kind=alert", "kind=expected", "kind=lower", "kind=upper"}
+
+
+def _annotation_targets():
+    for path in DASHBOARD_FILES:
+        for annotation in load_json(path)["annotations"]["list"]:
+            yield annotation, {"datasource": annotation["datasource"], **annotation["target"]}
+
+
 def _redis_targets():
-    return [(p, t) for p, t in _targets() if t["datasource"]["type"] == "redis-datasource"]
+    """Every query of the Redis datasource: the panels' and the annotations'."""
+    panels = [(p, t) for p, t in _targets() if t["datasource"]["type"] == "redis-datasource"]
+    return panels + [({"title": a["name"], "fieldConfig": None}, t) for a, t in _annotation_targets()]
 
 
 def test_redis_queries_are_aggregated_mranges_of_the_selected_sensors():
@@ -99,17 +111,24 @@ def test_redis_queries_are_aggregated_mranges_of_the_selected_sensors():
         assert target["command"] == "ts.mrange", panel["title"]
         # aggregated: bounded points whatever the range (without one the plugin also sends
         # the bucket as a stray argument)
-        assert target["aggregation"] in ("avg", "max") and int(target["bucket"]) >= 60_000
+        assert target["aggregation"] in ("avg", "max", "min") and int(target["bucket"]) >= 60_000
         kind, selected = target["filter"].split(" ")
-        assert kind in ("kind=reading", "kind=anomaly") and selected == SENSOR_FILTER
+        assert kind in KINDS and selected == SENSOR_FILTER
         # legend names the frame, value names the field (the label's value): both the sensor,
         # else a lone series is called "Value"
         assert target["legend"] == "sensor" and target["value"] == "sensor"
-    assert {t["filter"].split(" ")[0] for _, t in redis} == {"kind=reading", "kind=anomaly"}
+    assert {t["filter"].split(" ")[0] for _, t in redis} == KINDS
+
+
+def test_the_selected_sensors_alerts_are_annotations():
+    alerts = [t for _, t in _annotation_targets() if t["filter"].startswith("kind=alert ")]
+    assert alerts and all(t["aggregation"] == "max" for t in alerts)
 
 
 def test_series_are_named_by_sensor():
     for panel, target in _redis_targets():
+        if panel["fieldConfig"] is None:  # an annotation: no series
+            continue
         names = [panel["fieldConfig"]["defaults"].get("displayName")]
         names += [prop["value"] for o in panel["fieldConfig"]["overrides"]
                   if o["matcher"] == {"id": "byFrameRefID", "options": target["refId"]}
@@ -193,3 +212,31 @@ def test_grafana_starts_offline_from_the_image_we_build():
     for mount in mounts:
         assert not (plugins_dir + "/").startswith(mount.rstrip("/") + "/"), "hidden by a volume"
     assert grafana["image"].startswith("anomalias/grafana:")  # ours, not grafana/grafana
+
+
+def test_the_band_and_alert_queries_against_redis(redis_client, redis_server):
+    """What the verdict script stores (shared/store/lua/verdict.lua) is what the panel's
+    band queries and the alerts annotation find, for the selected sensor only."""
+    from shared.config import load_settings
+    from shared.redis_connection import connect
+    from shared.store.reading_store import ReadingStore
+
+    store = ReadingStore(connect(load_settings(redis_server.env())))
+    start = 1_700_000_000_000
+    for sensor in ("horno-1", "horno-2"):
+        for i in range(3):
+            store.record_verdict(sensor, start + i * 60_000, 95.0 if i == 2 else 70.0, i == 2,
+                                 i == 2, {}, {}, (70.0, 68.0 + i, 72.0 + i))
+    store.connection.close()
+    targets = {t["filter"].split(" ")[0]: t for _, t in _redis_targets()}
+
+    def run(kind: str) -> dict[str, list]:
+        reply = redis_client.execute_command(*mrange_args(targets[kind], ["horno-1"], start,
+                                                          start + 600_000))
+        return {dict(labels)[b"sensor"].decode(): samples for _key, labels, samples in reply}
+
+    assert [float(v) for _, v in run("kind=expected")["horno-1"]] == [70.0, 70.0, 70.0]
+    assert [float(v) for _, v in run("kind=lower")["horno-1"]] == [68.0, 69.0, 70.0]
+    assert [float(v) for _, v in run("kind=upper")["horno-1"]] == [72.0, 73.0, 74.0]
+    alerts = run("kind=alert")
+    assert list(alerts) == ["horno-1"] and [float(v) for _, v in alerts["horno-1"]] == [95.0]

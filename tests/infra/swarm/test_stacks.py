@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections import Counter
 
 import pytest
@@ -249,3 +251,45 @@ def test_interpolation_defaults_match_the_documented_variables():
             assert match.group(2), f"{path.name}: ${{{match.group(1)}}} has no default"
     assert interpolate("${X:-a}/${Y}/$$", {"Y": "b"}) == "a/b/$"
     assert REPO_ROOT.joinpath("infra", "swarm").is_dir()
+
+
+def test_the_operators_alertmanager_is_current_and_apart_from_openfaas_own():
+    """A current release, named so that `alertmanager` on the functions' network stays
+    OpenFaaS's (Prometheus sends its scaling alerts there), with its own config file."""
+    stack = load_yaml(SWARM_DIR / "alerts.yml")
+    services = stack["services"]
+    assert "alertmanager" not in services
+    manager = services["operator-alertmanager"]
+    version = re.fullmatch(r"prom/alertmanager:v0\.(\d+)\.\d+", manager["image"])
+    assert version and int(version[1]) >= 28, manager["image"]
+    assert "--cluster.listen-address=" in manager["command"]
+    assert {c["target"] for c in manager["configs"]} == {"/etc/alertmanager/alertmanager.yml"}
+    assert stack["configs"]["operator_alertmanager_config"]["file"] == "../alertmanager/alertmanager.yml"
+    assert any(v.endswith(":/alertmanager") for v in manager["volumes"])  # silences kept
+    forwarder = services["alert-forwarder"]["environment"]
+    assert forwarder["ALERTMANAGER_URL"] == "http://operator-alertmanager:9093"
+    assert forwarder["REDIS_PASSWORD_FILE"] == "/run/secrets/redis-password"
+    assert services["alert-forwarder"]["deploy"]["replicas"] == 1
+    openfaas = load_yaml(SWARM_DIR / "openfaas.yml")
+    # OpenFaaS's own keeps its name and its config, which scales functions
+    assert openfaas["configs"]["alertmanager_config"]["file"] == "./prometheus/alertmanager.yml"
+    assert {c["source"] for c in openfaas["services"]["alertmanager"]["configs"]} == {"alertmanager_config"}
+
+
+def test_the_operators_alertmanager_config_routes_to_a_receiver_to_fill_in():
+    config = yaml.safe_load((REPO_ROOT / "infra" / "alertmanager" / "alertmanager.yml").read_text())
+    assert config["route"]["receiver"] == "operators"
+    assert "sensor" in config["route"]["group_by"]
+    assert [r["name"] for r in config["receivers"]] == ["operators"]
+    text = (REPO_ROOT / "infra" / "alertmanager" / "alertmanager.yml").read_text()
+    for documented in ("webhook_configs", "email_configs", "slack_configs", "amtool silence add"):
+        assert documented in text
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool is not installed (it comes "
+                                                          "with prometheus-alertmanager)")
+def test_amtool_accepts_the_operators_alertmanager_config():
+    result = subprocess.run(["amtool", "check-config",
+                             str(REPO_ROOT / "infra" / "alertmanager" / "alertmanager.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
