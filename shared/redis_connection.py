@@ -63,7 +63,7 @@ class RedisConnection:
         wait = self.wait_replicas if writes else 0
         try:
             return self._on_master(keys[0], source, keys, args, wait)
-        except NoScriptError:  # from a pipeline: a lone call reloads it itself (_execute)
+        except NoScriptError:  # Redis restarted without it: load it, then run it again
             for client in self.masters():  # wherever a redirection may lead
                 client.script_load(source)
             return self._on_master(keys[0], source, keys, args, wait)
@@ -79,12 +79,13 @@ class RedisConnection:
     def _execute(self, client: redis.Redis, source: str, keys: Keys, args: Args, wait: int,
                  asking: bool = False) -> Reply:
         script = self._script(client, source)
+        # EVALSHA as a plain command: redis-py's Script.__call__ costs more than the command
+        # (and its arguments are typed as str; ours may be numbers, as EVALSHA takes)
         if not wait and not asking:
-            return script(keys, args, client=client)  # EVALSHA; on NOSCRIPT, load and again
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         with client.pipeline(transaction=False) as pipe:  # one connection, in order
             if asking:
                 pipe.execute_command("ASKING")
-            # redis-py types evalsha's arguments as str; ours may be numbers, as EVALSHA takes
             pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             if wait:
                 pipe.execute_command("WAIT", wait, self.wait_ms)

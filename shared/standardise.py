@@ -19,12 +19,21 @@ input is laid out per the description's `input_order`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 KINDS = ("none", "window_standardize")
+
+
+def _floors(scaling: Mapping[str, Any]) -> tuple[float, float]:
+    floor = float(scaling.get("std_floor", 1e-3))
+    floor_rel = float(scaling.get("std_floor_rel", 1e-3))
+    if not (floor > 0 and floor_rel >= 0):
+        raise ValueError("window_standardize needs std_floor > 0 and std_floor_rel >= 0")
+    return floor, floor_rel
 
 
 def scale_windows(windows: np.ndarray,
@@ -42,10 +51,7 @@ def scale_windows(windows: np.ndarray,
     if kind == "none":
         return windows.copy(), np.zeros(n), np.ones(n)
     if kind == "window_standardize":
-        floor = float(scaling.get("std_floor", 1e-3))
-        floor_rel = float(scaling.get("std_floor_rel", 1e-3))
-        if not (floor > 0 and floor_rel >= 0):
-            raise ValueError("window_standardize needs std_floor > 0 and std_floor_rel >= 0")
+        floor, floor_rel = _floors(scaling)
         offset = windows.mean(axis=1)
         scale = np.maximum(np.maximum(windows.std(axis=1), floor), floor_rel * np.abs(offset))
         return (windows - offset[:, None]) / scale[:, None], offset, scale
@@ -56,15 +62,24 @@ def scale_window(window: np.ndarray,
                  scaling: Mapping[str, Any]) -> tuple[np.ndarray, Callable[[float], float]]:
     """One raw window (newest first) -> (scaled window, newest first, float64; to_degrees)."""
     window = np.asarray(window, dtype=np.float64)
-    if window.ndim != 1:
+    if window.ndim != 1 or not len(window):
         raise ValueError(f"a window must be one-dimensional, got shape {window.shape}")
-    scaled, offset, scale = scale_windows(window[None, :], scaling)
-    o, s = float(offset[0]), float(scale[0])
+    if scaling.get("kind") == "window_standardize":  # every detectar call: numpy's own
+        # reductions, the very sums mean() and std() make (same bits), without their wrappers
+        floor, floor_rel = _floors(scaling)
+        o = float(np.add.reduce(window)) / len(window)
+        deviations = window - o
+        std = math.sqrt(float(np.add.reduce(deviations * deviations)) / len(window))
+        s = max(std, floor, floor_rel * abs(o))
+        scaled = (window - o) / s
+    else:
+        batch, offset, scale = scale_windows(window[None, :], scaling)
+        scaled, o, s = batch[0], float(offset[0]), float(scale[0])
 
     def to_degrees(output: float) -> float:
         return o + s * float(output)
 
-    return scaled[0], to_degrees
+    return scaled, to_degrees
 
 
 def layout(scaled_newest_first: np.ndarray, input_order: str) -> np.ndarray:

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -94,12 +94,23 @@ class _InProcess:
         self.thread = threading.Thread(target=drain, args=(self,), name="async-calls", daemon=True)
 
 
+class Answered(Protocol):
+    """What a synchronous call answers (a Werkzeug Response, or the gateway's Answer)."""
+
+    status_code: int
+
+    @property
+    def headers(self) -> Any: ...
+
+    def get_data(self) -> bytes: ...
+
+
 class AsyncCalls:
     """A bounded queue and its drain thread, and the callbacks' threads, created in the
     process that first uses them (the gateway is built before the worker processes are
     forked: a thread would not survive the fork)."""
 
-    def __init__(self, run: Callable[[Request, str, str], Response], max_queued: int,
+    def __init__(self, run: Callable[[Request, str, str], Answered], max_queued: int,
                  hosts: frozenset[str] = frozenset()):
         self.run = run  # Gateway.invoke
         self.max_queued = max_queued

@@ -38,9 +38,14 @@ class LuaScript:
     def source(self) -> str:
         return (LUA_DIR / f"{self.name}.lua").read_text()
 
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """What a call must name: its KEYS and ARGV."""
+        return frozenset((*self.keys, *self.args))
+
     def run(self, connection: RedisConnection, rest: Sequence[Any] = (), **named: Any) -> Any:
         """Run the script with its KEYS and ARGV given by name (and `rest` after them)."""
-        if set(named) != {*self.keys, *self.args} or (rest and not self.rest):
+        if named.keys() != self.names or (rest and not self.rest):
             raise TypeError(f"{self.name}.lua takes KEYS {self.keys} and ARGV {self.args}"
                             f"{f' + {self.rest}' if self.rest else ''}; got {sorted(named)}")
         return connection.run(self.source, [named[key] for key in self.keys],

@@ -62,6 +62,20 @@ def test_batch_and_single_window_agree():
     np.testing.assert_allclose(offset[:, None] + scale[:, None] * scaled, windows)
 
 
+@pytest.mark.parametrize("size", [1, 2, 7, 8, 9, 10, 17, 100, 129, 300])
+def test_single_window_is_bit_for_bit_the_batch(size):
+    """detectar's path (one window, numpy's reductions called directly) and training's
+    (mean and std of a batch) give the very same floats, flat and tiny windows included."""
+    rng = np.random.default_rng(size)
+    windows = [rng.normal(70, 5, size), rng.normal(0, 1e-6, size), np.full(size, 21.5),
+               rng.normal(-3e5, 1e3, size), rng.integers(-40, 40, size).astype(float)]
+    for window in windows:
+        scaled, offset, scale = standardise.scale_windows(window[None, :], STD)
+        single, to_degrees = standardise.scale_window(window, STD)
+        assert single.tobytes() == scaled[0].tobytes()
+        assert to_degrees(0.25) == float(offset[0]) + float(scale[0]) * 0.25
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match=r"expected 5 readings, got shape \(4,\)"):
         standardise.model_input(description(STD), RAW[:4])
