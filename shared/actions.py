@@ -74,13 +74,7 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
                                           verdict.state)
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc
-    document = {**base, "anomaly": verdict.anomaly, "alert": verdict.alert,
-                "kinds": list(verdict.kinds), "learning": list(verdict.learning),
-                "predicted": verdict.predicted, "error": verdict.error,
-                "threshold": verdict.threshold, "window": stored.window, "engine": verdict.engine}
-    for key in ("message", "note"):  # why it was not judged, or why it was not flagged
-        if getattr(verdict, key):
-            document[key] = getattr(verdict, key)
+    document = {**base, **verdict.fields(), "window": stored.window}
     return Result(200, document, render.verdict_html(document, detector.rule.meaning, host))
 
 
