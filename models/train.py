@@ -81,13 +81,15 @@ DECISION = {
     "min_readings": 6,            # a stuck run is at least this many readings
     "stuck_factor": 4,            # stuck: one value 4 times longer than the sensor ever held one
     "gap_factor": 10,             # a silence: 10 times the sensor's usual cadence
+    "record_z": 3,                # a range record pages only 3 typical deviations from normal
 }
 CALIBRATION = (
     "Per sensor, online and causal; nothing is fitted on labels or on readings not yet seen. "
     "Record events (shared/record_events.py): a gross departure (beyond the sensor's normal "
     "range and away from the model's prediction, both by 10 scales) flags from the first "
-    "judgement; after a day of learning, a record of the month's range without its most "
-    "extreme day on each side (beyond it by 1% of its span), a record of surprise (an hour's or "
+    "judgement; after a day of learning, a record of the month's range, leaving out a day whose "
+    "extreme stands out from all the others (beyond it by 1% of its span and 3 typical "
+    "deviations from the sensor's time-of-day profile), a record of surprise (an hour's or "
     "six hours' average of the reading's departure from the sensor's time-of-day profile, in "
     "typical errors, beating its own record of the last week by 20% or of the last two weeks) "
     "and a stuck sensor (one value held 4 times longer than the sensor ever held one, at least "

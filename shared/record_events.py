@@ -6,8 +6,10 @@ Tests on each reading (every time scale a duration from the timestamps):
    at least its window) and away from the
    model's prediction, both by more than `gross` scales (the largest of the window's spread
    without its farthest reading, the model's typical error and `level_floor` of the level);
-2. range record, once learned (after `learning_s`): beyond that normal
-   range of the last `range_days` calendar days by more than `range_margin` of its span;
+2. range record, once learned (after `learning_s`): beyond that normal range of the last
+   `range_days` calendar days by more than `range_margin` of its span, and at least
+   `record_z` typical errors from the time-of-day profile (a slow wander or a season's new
+   high that the profile follows is no event);
 3. pattern surprise, once learned: z = (reading - the time-of-day profile, or the model's
    prediction before the profile has seen this time of day) / the typical error (the smaller
    of a day's and a week's); two averages of min(|z|, `z_clip`) (`fast_s`, `slow_s`) flag
@@ -165,6 +167,7 @@ class RecordEvents:
         self.level_floor = number(decision, "level_floor", 1e-12)
         self.stuck_factor = number(decision, "stuck_factor", 1.0, math.inf)
         self.gap_factor = number(decision, "gap_factor", 1.0, math.inf)
+        self.record_z = number(decision, "record_z", 0.0, 0.0)
 
     def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
         s = self._checked(state)
@@ -190,9 +193,9 @@ class RecordEvents:
         for key, value in s.items():
             if not math.isfinite(value):
                 raise ValueError(f"detector state {key!r} is not a finite number: {value!r}")
-        if s.get("n", 0.0) > 0.0:  # a sensor judged before the stuck test and excursions
-            for key, value in UPGRADE.items():
-                s.setdefault(key, s.get("t_last", 0.0) if value is None else value)
+        if s.get("n", 0.0) > 0.0:  # a sensor judged before the stuck test
+            for key, default in UPGRADE.items():
+                s.setdefault(key, s.get("t_last", 0.0) if default is None else default)
         return s
 
     def _silence(self, s: dict[str, float], dt: float) -> str | None:
@@ -231,13 +234,14 @@ class RecordEvents:
         above, below = (x - normal.hi) / normal.span, (normal.lo - x) / normal.span
         model_error = x - observed.predicted
         gross = self.gross * normal.scale
+        z = (x - normal.expected) / normal.sigma
+        surprising = abs(z) >= self.record_z
         record = {"high": (x - normal.hi > gross and model_error > gross)
-                  or (learned and above > self.range_margin),
+                  or (learned and above > self.range_margin and surprising),
                   "low": (normal.lo - x > gross and -model_error > gross)
-                  or (learned and below > self.range_margin)}
+                  or (learned and below > self.range_margin and surprising)}
         beyond = {"high": s["in_high"] > 0.0 and x > s["edge_high"],
                   "low": s["in_low"] > 0.0 and x < s["edge_low"]}
-        z = (x - normal.expected) / normal.sigma
         clipped = min(abs(z), self.z_clip)
         m_fast = s["m_fast"] + _weight(dt, self.fast) * (clipped - s["m_fast"])
         m_slow = s["m_slow"] + _weight(dt, self.slow) * (clipped - s["m_slow"])
@@ -275,9 +279,9 @@ class RecordEvents:
                 s[f"last_{side}"], s[f"mag_{side}"] = t, departure
             else:
                 held.append(side)
-        if alerted:  # one spike, one page: its surprise is part of the same event
-            s["last_pattern"] = t
-        for kind, flagged in (("pattern", tests.pattern), ("stuck", tests.stuck)):
+        for kind, flagged in (("stuck", tests.stuck), ("pattern", tests.pattern)):
+            if kind == "pattern" and (alerted or tests.stuck):
+                s["last_pattern"] = t  # one spike, one page: its surprise is the same event
             if flagged and s.get(f"open_{kind}", 0.0) == 0.0 and \
                     t - s.get(f"last_{kind}", NEVER) >= self.holdoff:
                 alerted.append(kind)

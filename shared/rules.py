@@ -48,7 +48,7 @@ def build(decision: Mapping[str, Any], threshold_override: float | None = None) 
     names the first bad one)."""
     name = decision.get("rule")
     try:
-        make = RULES[name]
+        make = RULES[str(name)]
     except KeyError:
         raise ValueError(f"decision.rule: unknown rule {name!r}; known: {sorted(RULES)}") from None
     return make(decision, threshold_override)
