@@ -190,10 +190,10 @@ class RecordEvents:
     @staticmethod
     def _checked(state: Mapping[str, float]) -> dict[str, float]:
         s = dict(state)
-        for key, value in s.items():
-            if not math.isfinite(value):
-                raise ValueError(f"detector state {key!r} is not a finite number: {value!r}")
-        if s.get("n", 0.0) > 0.0:  # a sensor judged before the stuck test
+        if not all(map(math.isfinite, s.values())):
+            bad = next(key for key, value in s.items() if not math.isfinite(value))
+            raise ValueError(f"detector state {bad!r} is not a finite number: {s[bad]!r}")
+        if s.get("n", 0.0) > 0.0 and "run_n" not in s:  # judged before the stuck test
             for key, default in UPGRADE.items():
                 s.setdefault(key, s.get("t_last", 0.0) if default is None else default)
         return s
