@@ -89,16 +89,23 @@ DECISION = {
     "holdoff_s": 43_200,          # an event pages once in 12 hours ...
     "escalation": 4.0,            # ... unless it goes 4 times as far
     "level_floor": 0.001,         # scale floor relative to the level, as the model's scaling
+    "min_readings": 6,            # a stuck run is at least this many readings
+    "stuck_factor": 4,            # stuck: one value 4 times longer than the sensor ever held one
+    "gap_factor": 10,             # a silence: 10 times the sensor's usual cadence
+    "record_z": 3,                # a range record pages only 3 typical deviations from normal
 }
 CALIBRATION = (
     "Per sensor, online and causal; nothing is fitted on labels or on readings not yet seen. "
-    "Record events (shared/rules.py `record_events`): a gross departure (beyond everything the "
-    "sensor showed this month and away from the model's prediction, both by 10 scales) flags "
-    "from the first judgement; after a day of learning, a record of the month's range (beyond "
-    "it by 1% of its span) and a record of surprise (an hour's or six hours' average of the "
-    "reading's departure from the sensor's time-of-day profile, in typical errors, beating its "
-    "own record of the last week by 20% or of the last two weeks) flag too. An event pages "
-    "once per kind (high, low, pattern) in 12 hours unless its departure grows fourfold. "
+    "Record events (shared/record_events.py): a gross departure (beyond the sensor's normal "
+    "range and away from the model's prediction, both by 10 scales) flags from the first "
+    "judgement; after a day of learning, a record of the month's range, leaving out a day whose "
+    "extreme stands out from all the others (beyond it by 1% of its span and 3 typical "
+    "deviations from the sensor's time-of-day profile), a record of surprise (an hour's or "
+    "six hours' average of the reading's departure from the sensor's time-of-day profile, in "
+    "typical errors, beating its own record of the last week by 20% or of the last two weeks) "
+    "and a stuck sensor (one value held 4 times longer than the sensor ever held one, at least "
+    "6 readings) flag too. An event pages once per kind (high, low, pattern, stuck) in 12 hours "
+    "unless its departure grows fourfold. "
     "Every time scale is a duration from the readings' timestamps; the configuration was "
     "chosen on NAB's 52-file corpus as a whole, the same for every file (models/README.md)."
 )

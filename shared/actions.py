@@ -1,7 +1,8 @@
 """What each function does, from validated parameters to a result in both formats.
 
 An action returns the JSON document (the documented shapes) and how to render the HTML page of
-its result; endpoint.py picks one (a page is rendered only when it is the answer). Handlers name their action and nothing else.
+its result; endpoint.py picks one (a page is rendered only when it is the answer). Handlers
+name their action and nothing else.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import outbox, render
-from .detection import Verdict
 from .errors import StoredButNotJudged
 from .params import SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span, wants_overview
 from .readings import HistoryQuery
@@ -107,19 +107,14 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
         band=extras.band, events=extras.events, flagged_total=extras.flagged_total, span=span))
 
 
-# What detectar keeps of a verdict beside its marks (shared/detection.py's Verdict, when it
-# has these fields): the expected value and band, and what the outbox tells Alertmanager.
-DETAIL_FIELDS = ("expected", "lower", "upper", "severity", "explanation", "kind", "resolved")
-
-
-def _judgement_and_alerts(base: dict[str, Any], verdict: Verdict
+def _judgement_and_alerts(document: dict[str, Any]
                           ) -> tuple[tuple[float, float, float] | None, list[dict[str, str]]]:
-    details = {name: getattr(verdict, name, None) for name in DETAIL_FIELDS}
-    band = [float(v) for v in (details[name] for name in ("expected", "lower", "upper"))
+    """What detectar keeps of a judged verdict beside its marks: the expected value and its
+    band, and the outbox entries that tell Alertmanager (shared/outbox.py)."""
+    band = [float(v) for v in (document.get(name) for name in ("expected", "lower", "upper"))
             if isinstance(v, int | float)]
     judgement = (band[0], band[1], band[2]) if len(band) == 3 else None
-    return judgement, outbox.entries({**base, "alert": verdict.alert, "kinds": verdict.kinds,
-                                      **details})
+    return judgement, outbox.entries(document)
 
 
 def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Result:
@@ -132,19 +127,13 @@ def _detectar(params: Mapping[str, Any], services: Services, host: str) -> Resul
     base = {"sensor": sensor, "timestamp": stored.timestamp, "value": reading.value}
     try:
         verdict = detector.judge(reading.value, stored.timestamp, stored.window, stored.state)
+        document = {**base, **verdict.fields(), "window": stored.window}
         if verdict.anomaly is not None:
             services.store.record_verdict(sensor, stored.timestamp, reading.value,
                                           verdict.anomaly, bool(verdict.alert), stored.state,
-                                          verdict.state, *_judgement_and_alerts(base, verdict))
+                                          verdict.state, *_judgement_and_alerts(document))
     except Exception as exc:  # the reading is stored: say so, so that nobody sends it again
         raise StoredButNotJudged(base, exc) from exc
-    document = {**base, "anomaly": verdict.anomaly, "alert": verdict.alert,
-                "kinds": list(verdict.kinds), "learning": list(verdict.learning),
-                "predicted": verdict.predicted, "error": verdict.error,
-                "threshold": verdict.threshold, "window": stored.window, "engine": verdict.engine}
-    for key in ("message", "note"):  # why it was not judged, or why it was not flagged
-        if getattr(verdict, key):
-            document[key] = getattr(verdict, key)
     return Result(200, document, lambda: render.verdict_html(document, detector.rule.meaning, host))
 
 

@@ -9,34 +9,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from . import rules, standardise
 from .serving import Predictor, ServingError, ServingUnavailable
 from .serving.description import ModelDescription
+from .verdict import Verdict
 
 log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(Exception):
     """The model server cannot compute a prediction and there is no fallback."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    anomaly: bool | None  # None: not judged (see message)
-    alert: bool | None = None  # it starts a new event (None: not judged)
-    predicted: float | None = None
-    error: float | None = None
-    threshold: float | None = None
-    engine: str | None = None
-    message: str | None = None  # why it was not judged
-    state: dict[str, float] = field(default_factory=dict)
-    note: str | None = None  # why the rule did not flag it when it may look as if it should
-    kinds: tuple[str, ...] = ()     # what kind of departure flagged it
-    learning: tuple[str, ...] = ()  # which parts of the rule are still learning the sensor
 
 
 class Detector:
@@ -77,6 +61,4 @@ class Detector:
                            message="not judged: the model's prediction is not a finite number")
         observed = rules.Observed(value, predicted, timestamp, tuple(window[: self.window_size]))
         decision = self.rule.judge(observed, state)
-        return Verdict(decision.anomaly, decision.alert, predicted, decision.error,
-                       decision.threshold, engine, state=decision.state, note=decision.note,
-                       kinds=decision.kinds, learning=decision.learning)
+        return Verdict(decision, predicted, engine, state=decision.state)

@@ -270,26 +270,39 @@ def overview_html(sensors: Sequence[SensorSummary], host: str) -> str:
 
 
 def verdict_html(result: dict[str, Any], meaning: str, host: str) -> str:
-    """detectar's page; `meaning` says in words what error and threshold are under the rule."""
+    """detectar's page (the answer's fields, shared/verdict.py); `meaning` says in words what
+    error and threshold are under the rule."""
     anomaly = result["anomaly"]
     word, css = {True: ("TRUE", "true"), False: ("FALSE", "false")}.get(anomaly, ("UNKNOWN", "unknown"))
+    normal = ""
+    if result.get("lower") is not None and result.get("upper") is not None:
+        normal = (f"<tr><th>normal range</th><td>{number(result['lower'])} to "
+                  f"{number(result['upper'])}</td></tr>")
     details = "".join(
         f"<tr><th>{name}</th><td>{number(result[key])}</td></tr>"
-        for name, key in (("model's prediction", "predicted"), ("error", "error"),
-                          ("threshold", "threshold"))
+        for name, key in (("expected", "expected"), ("model's prediction", "predicted"),
+                          ("error", "error"), ("threshold", "threshold"))
         if result.get(key) is not None)
+    if result.get("severity") is not None:
+        details += f"<tr><th>severity (0-100)</th><td>{int(result['severity'])}</td></tr>"
     window = ", ".join(number(v) for v in result["window"]) or "(none)"
-    if result.get("alert"):
-        event = (f"<p><b>alert: yes</b>: a new event ({escape(', '.join(result['kinds']))}) "
-                 "starts with this reading; it is sent to the operators.</p>")
-    else:
-        event = "<p><b>alert: no</b></p>"
+    lines = []
+    if anomaly is not None:
+        kind = f" ({escape(result['kind'])})" if result.get("kind") else ""
+        lines.append(f"<p><strong>alert: {'yes' if result.get('alert') else 'no'}</strong>"
+                     + (f": a new event{kind}, this reading pages" if result.get("alert") else "")
+                     + "</p>")
+    if result.get("explanation"):
+        lines.append(f"<p>{escape(result['explanation'])}</p>")
+    if result.get("resolved"):
+        lines.append(f"<p>Back to normal: this reading closes the {escape(result['resolved'])} "
+                     "event that paged.</p>")
     why = "".join(f"<p>{escape(result[key])}</p>" for key in ("message", "note") if result.get(key))
     why += "".join(f"<p>Still learning: {escape(part)}.</p>" for part in result.get("learning", ()))
     explained = f'<p class="meta">{escape(meaning)}</p>' if result.get("error") is not None else ""
     return page(f"{result['sensor']}: anomaly {word}",
-                f"<h1 class=\"verdict {css}\">{word}</h1>{event}{why}<table class=\"facts\">"
+                f"<h1 class=\"verdict {css}\">{word}</h1>{''.join(lines)}{why}<table class=\"facts\">"
                 f"{reading_html(result['sensor'], result['timestamp'], result['value'])}"
-                f"{details}<tr><th>previous readings (newest first)</th><td>{window}</td></tr>"
+                f"{normal}{details}<tr><th>previous readings (newest first)</th><td>{window}</td></tr>"
                 f"<tr><th>engine</th><td>{escape(str(result.get('engine') or '-'))}</td></tr>"
                 f"</table>{explained}{_history_link(result['sensor'])}", host)

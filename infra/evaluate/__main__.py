@@ -44,6 +44,7 @@ detection is an alert: the reading that starts an event, what an operator is pag
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -52,15 +53,16 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
-from models.evaluation import EvaluationError, corpus, nab
+from models.evaluation import EvaluationError, corpus, generalisation, nab
 from models.evaluation.report import (ModelReport, format_table, model_description, report_of,
                                       warm_up_warnings, write_json)
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 
 from ..local import stack_state
+from ..simulator import suite
 from .corpus import evaluate_corpus
-from .detectar import local_redis, new_sensor, over_http, run_in_process, stream
+from .detectar import in_process, local_redis, new_sensor, over_http, run_in_process, stream
 
 DEFAULT_OUT = REPO_ROOT / "evaluation"
 
@@ -95,6 +97,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              f"(default {default_corpus()})")
     parser.add_argument("--jobs", type=int, default=2,
                         help="with --corpus: files streamed at once (default 2)")
+    parser.add_argument("--cadences", default="0,900,3600",
+                        help="with --corpus: the cadences to run the corpus at, seconds, "
+                             "comma-separated; 0 is each file as recorded, others average "
+                             "each interval (default 0,900,3600)")
+    parser.add_argument("--scenarios", action="store_true",
+                        help="run the operator scenario suite (infra/simulator/suite.py) "
+                             "through detectar in process instead")
     parser.add_argument("--plot-files", action="store_true",
                         help="with --corpus: a PNG per file under --out/corpus/")
     parser.add_argument("--url", nargs="?", const="",
@@ -115,12 +124,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.scenarios and (args.corpus is not None or args.csv or args.url):
+        parser.error("--scenarios runs its own sensors in process: not with --corpus, --csv "
+                     "or --url")
+    if args.scenarios:
+        args.compare_reference = False
     if args.corpus is not None and (args.csv or args.url):
         parser.error("--corpus streams its own files in process: not with --csv or --url")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     if args.corpus is not None:
         args.compare_reference = False  # the corpus run scores --model only
+    try:
+        args.cadences = sorted({int(c) for c in args.cadences.split(",")})
+    except ValueError:
+        parser.error(f"--cadences: whole seconds, comma-separated, got {args.cadences!r}")
+    if not args.cadences or min(args.cadences) < 0:
+        parser.error("--cadences: at least one, none negative")
     if (args.csv is None) != (args.windows is None):
         parser.error("--csv and --windows go together")
     if args.compare_reference and args.reference is None:
@@ -136,13 +156,19 @@ def default_corpus() -> Path:
 def evaluate_whole_corpus(args: argparse.Namespace) -> list[corpus.FileScore]:
     model_description(args.model)  # a bad model fails before any reading
     detectors = corpus.published(args.corpus)
+    runs = {}
     with local_redis() as redis_env:
-        results = evaluate_corpus(args.corpus, args.model, redis_env, args.jobs,
-                                  not args.no_progress)
+        for cadence in args.cadences:
+            runs[cadence] = evaluate_corpus(args.corpus, args.model, redis_env, args.jobs,
+                                            not args.no_progress, cadence)
+    results = runs[args.cadences[0]]
     scores = [score for _, score in results]
     print(corpus.format_table(scores, detectors))
     print(corpus.format_categories(scores))
-    written = [corpus.write_json(args.out / "corpus.json", scores, detectors)]
+    summary = generalisation.summary({c: [s for _, s in r] for c, r in runs.items()},
+                                     corpus.published_profiles(args.corpus))
+    print(generalisation.format_summary(summary))
+    written = [corpus.write_json(args.out / "corpus.json", scores, detectors, summary)]
     if args.plot_files:
         from models.evaluation.plot import plot_evaluation
 
@@ -151,6 +177,25 @@ def evaluate_whole_corpus(args: argparse.Namespace) -> list[corpus.FileScore]:
                                            series, [score.report]))
     print(f"wrote {written[0]}" + (f" and {len(written) - 1} PNGs" if len(written) > 1 else ""))
     return scores
+
+
+def evaluate_scenarios(args: argparse.Namespace) -> dict:
+    """The operator scenario suite through detectar's endpoint, in process."""
+    model_description(args.model)  # a bad model fails before any reading
+    with local_redis() as redis_env, in_process(args.model, redis_env) as detectar:
+        def judge(scenario: suite.Scenario) -> suite.Answers:
+            result = stream(detectar, scenario.values, scenario.timestamps,
+                            new_sensor(scenario.name.split(" ")[0]), not args.no_progress,
+                            scenario.name)
+            return list(zip(result.alert, result.kind, result.notes))
+
+        report = suite.run(judge)
+    print(suite.format_score(report))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "scenarios.json"
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+    return report
 
 
 def evaluate(args: argparse.Namespace) -> list[ModelReport]:
@@ -214,7 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the local Redis is stopped and its folder removed
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        evaluate_whole_corpus(args) if args.corpus is not None else evaluate(args)
+        if args.scenarios:
+            evaluate_scenarios(args)
+        elif args.corpus is not None:
+            evaluate_whole_corpus(args)
+        else:
+            evaluate(args)
     except (EvaluationError, nab.NabDataError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from models.evaluation import corpus
+from models.evaluation.cadence import resample
 from models.evaluation.nab import NabSeries
 from models.evaluation.report import ModelReport, Stream, model_description, report_of
 
@@ -23,18 +24,23 @@ def _stream_file(key: str, series: NabSeries, model_path: Path,
 
 
 def evaluate_corpus(folder: Path, model_path: Path, redis_env: dict[str, str], jobs: int = 2,
-                    progress: bool = True) -> list[tuple[NabSeries, corpus.FileScore]]:
-    """Each file's series and score, in the corpus's order. Every file is loaded (and its
-    windows checked) before any reading is streamed."""
+                    progress: bool = True, cadence_s: int = 0
+                    ) -> list[tuple[NabSeries, corpus.FileScore]]:
+    """Each file's series and score, in the corpus's order, the files as they are or
+    averaged per `cadence_s` seconds (models/evaluation/cadence.py). Every file is loaded
+    (and its windows checked) before any reading is streamed."""
     keys = corpus.keys(folder)
     series = {key: corpus.load(folder, key) for key in keys}
+    if cadence_s:
+        series = {key: resample(s, cadence_s) for key, s in series.items()}
     rule = model_description(model_path).decision.get("rule")
     done: dict[str, tuple[str, Stream]] = {}
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(len(s) for s in series.values()), desc="corpus", unit="reading",
+        bar = tqdm(total=sum(len(s) for s in series.values()),
+                   desc=f"corpus at {cadence_s} s" if cadence_s else "corpus", unit="reading",
                    mininterval=0.5, leave=False, file=sys.stderr)
     # fork: the workers inherit the loaded modules; each streams whole files
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -53,5 +59,5 @@ def evaluate_corpus(folder: Path, model_path: Path, redis_env: dict[str, str], j
         sensor, stream = done[key]
         report: ModelReport = report_of(key, str(model_path), "in process: detectar's endpoint",
                                         rule, stream, series[key], sensor)
-        out.append((series[key], corpus.FileScore(key, report)))
+        out.append((series[key], corpus.FileScore.of(series[key], report, stream.inside_band)))
     return out

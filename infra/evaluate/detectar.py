@@ -127,6 +127,11 @@ def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int
         result.predicted.append(answer.get("predicted"))
         result.error.append(answer.get("error"))
         result.threshold.append(answer.get("threshold"))
+        result.kind.append(answer.get("kind"))
+        lower, upper = answer.get("lower"), answer.get("upper")
+        result.inside_band.append(None if lower is None or upper is None
+                                  else lower <= float(values[row]) <= upper)
+        result.notes.append(answer.get("note"))
         result.engine = answer.get("engine") or result.engine
     result.seconds = time.perf_counter() - started
     return result

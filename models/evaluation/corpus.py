@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cadence import quiet_weeks
 from .nab import NabDataError, NabSeries, load_series, read_windows_file
 from .report import ModelReport
+from .scoring import PROFILES, STANDARD, Profile, score
 
 WINDOWS_FILE = "windows.json"
 PUBLISHED_FILE = "published_scores.json"
@@ -29,6 +31,29 @@ SHOWN = ("ARTime", "contextOSE", "numenta", "htmjava", "earthgeckoSkyline")
 class FileScore:
     key: str                 # <category>/<file>.csv
     report: ModelReport      # what streaming it through detectar scored
+    windows: tuple[tuple[int, int], ...] = ()  # the labelled windows, rows
+    quiet_weeks: float = 0.0  # weeks outside windows after the probation (cadence.py)
+    band: tuple[int, int] = (0, 0)  # readings outside windows: inside the verdict's band, judged
+
+    @classmethod
+    def of(cls, series: NabSeries, report: ModelReport,
+           inside_band: list[bool | None] | None = None) -> "FileScore":
+        outside = set(range(len(series)))
+        for left, right in series.windows:
+            outside -= set(range(left, right + 1))
+        marks = [inside_band[i] for i in sorted(outside)] if inside_band else []
+        judged = [m for m in marks if m is not None]
+        return cls(series.name, report, tuple(series.windows), quiet_weeks(series),
+                   (sum(judged), len(judged)))
+
+    def raw(self, profile: Profile) -> float:
+        if profile == STANDARD:
+            return self.report.score
+        return score(self.report.readings, self.report.detections, self.windows, profile).score
+
+    @property
+    def category(self) -> str:
+        return self.key.split("/")[0]
 
 
 def keys(folder: Path) -> list[str]:
@@ -58,16 +83,62 @@ def published(folder: Path) -> dict[str, Any]:
 def totals(scores: Sequence[FileScore]) -> dict[str, float]:
     windows = sum(s.report.windows_total for s in scores)
     raw = sum(s.report.score for s in scores)
+    false_positives = sum(s.report.n_false_positives for s in scores)
+    weeks = sum(s.quiet_weeks for s in scores)
+    inside, judged = (sum(s.band[k] for s in scores) for k in (0, 1))
     return {"files": len(scores), "windows": windows,
             "windows_found": sum(s.report.windows_detected for s in scores),
-            "false_positives": sum(s.report.n_false_positives for s in scores),
+            "false_positives": false_positives,
+            "false_alerts_per_sensor_week": false_positives / weeks if weeks else 0.0,
+            "band_coverage": inside / judged if judged else 0.0,
             "raw": raw, "normalised": normalised(raw, windows) if windows else 0.0}
+
+
+def profile_totals(scores: Sequence[FileScore]) -> dict[str, dict[str, float]]:
+    """Each NAB profile's raw total and normalised score over these files."""
+    windows = sum(len(s.windows) for s in scores)
+    out = {}
+    for profile in PROFILES:
+        raw = sum(s.raw(profile) for s in scores)
+        out[profile.name] = {"raw": raw, "normalised": profile.normalised(raw, windows)}
+    return out
+
+
+def published_profiles(folder: Path) -> dict[str, dict[str, Any]]:
+    """The published detectors' totals per profile ({} when the corpus has none)."""
+    path = Path(folder) / PUBLISHED_FILE
+    if not path.exists():
+        return {}
+    try:
+        profiles = json.loads(path.read_text(encoding="utf-8")).get("profiles", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise NabDataError(f"{path}: cannot read it: {exc}") from exc
+    return {name: profile.get("detectors", {}) for name, profile in profiles.items()}
+
+
+def leave_one_category_out(candidates: dict[str, Sequence[FileScore]]) -> dict[str, Any]:
+    """Each category scored with the candidate (a configuration) that scores best on the
+    other categories, and the normalised total of those choices. With one candidate nothing
+    is chosen and this is the in-sample score, category by category."""
+    first = next(iter(candidates.values()))
+    names = sorted({s.category for s in first})
+    chosen, raw, windows = {}, 0.0, 0
+    for held_out in names:
+        def others(label: str) -> float:
+            rest = [s for s in candidates[label] if s.category != held_out]
+            return totals(rest)["normalised"]
+        best = max(candidates, key=others)
+        scored = totals([s for s in candidates[best] if s.category == held_out])
+        chosen[held_out] = {"candidate": best, **scored}
+        raw, windows = raw + scored["raw"], windows + scored["windows"]
+    return {"candidates": len(candidates), "categories": chosen,
+            "normalised": normalised(raw, windows) if windows else 0.0}
 
 
 def category_totals(scores: Sequence[FileScore]) -> dict[str, dict[str, float]]:
     by_category: dict[str, list[FileScore]] = {}
-    for score in scores:
-        by_category.setdefault(score.key.split("/")[0], []).append(score)
+    for file_score in scores:
+        by_category.setdefault(file_score.category, []).append(file_score)
     return {name: totals(group) for name, group in sorted(by_category.items())}
 
 
@@ -80,7 +151,8 @@ def format_categories(scores: Sequence[FileScore]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, scores: Sequence[FileScore], detectors: dict[str, Any]) -> Path:
+def write_json(path: Path, scores: Sequence[FileScore], detectors: dict[str, Any],
+               generalisation: dict[str, Any] | None = None) -> Path:
     document = {
         "scoring": "NAB standard profile (tp 1, fp 0.11, fn 1); alerts are the detections",
         "total": totals(scores), "categories": category_totals(scores),
@@ -92,6 +164,8 @@ def write_json(path: Path, scores: Sequence[FileScore], detectors: dict[str, Any
                    "first_detections": s.report.first_detections, "sensor": s.report.sensor,
                    "seconds": s.report.seconds} for s in scores],
     }
+    if generalisation is not None:
+        document["generalisation"] = generalisation
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path

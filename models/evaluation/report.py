@@ -27,6 +27,9 @@ class Stream:
     threshold: list[float | None]
     engine: str | None
     seconds: float
+    kind: list[str | None] = field(default_factory=list)  # the event kind a reading is part of
+    inside_band: list[bool | None] = field(default_factory=list)  # lower <= value <= upper
+    notes: list[str | None] = field(default_factory=list)  # why it was (not) flagged, if said
 
     @property
     def detections(self) -> list[int]:

@@ -1,15 +1,18 @@
-"""The NAB score of one series (standard profile), as a pure function of row indices.
+"""The NAB score of one series, as a pure function of row indices, under any of NAB's three
+profiles (standard: true-positive weight 1, false-positive 0.11, false-negative 1;
+reward_low_FP_rate: false-positive 0.22; reward_low_FN_rate: false-negative 2).
 
-Definition (numenta/NAB, standard profile: true-positive weight 1, false-positive 0.11,
-false-negative 1), for N rows and windows [left, right] (inclusive row indices):
+Definition (numenta/NAB), for N rows and windows [left, right] (inclusive row indices):
 - rows before min(floor(0.15 N), 750) are probationary: detections there are ignored;
 - S(x) = 2 / (1 + e^(5x)) - 1;
 - in a window of width w = right - left + 1 only the earliest detection i counts, worth
-  S(-(right - i + 1) / w) / S(-1) (about 1 at the left edge, about 0 at the right edge);
-  a window without a detection costs -1;
-- a detection outside every window adds 0.11 * S(|i - r| / (w_prev - 1)), with r and w_prev
-  the right edge and width of the closest window before it (about 0 just after it, -0.11
-  far after), or 0.11 * -1 if no window came before it.
+  tp * S(-(right - i + 1) / w) / S(-1) (about tp at the left edge, about 0 at the right
+  edge); a window without a detection costs -fn;
+- a detection outside every window adds fp * S(|i - r| / (w_prev - 1)), with r and w_prev
+  the right edge and width of the closest window before it (about 0 just after it, -fp
+  far after), or fp * -1 if no window came before it.
+Normalised over files with W windows in all: 100 * (raw - null) / (perfect - null), null =
+-fn * W (no detection), perfect = tp * W: NAB's own normalisation.
 """
 
 from __future__ import annotations
@@ -20,9 +23,23 @@ from dataclasses import dataclass
 
 from shared.timestamps import iso_to_ms
 
-TP_WEIGHT = 1.0
-FP_WEIGHT = 0.11
-FN_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    tp: float
+    fp: float
+    fn: float
+
+    def normalised(self, raw_total: float, windows: int) -> float:
+        null, perfect = -self.fn * windows, self.tp * windows
+        return 100.0 * (raw_total - null) / (perfect - null)
+
+
+STANDARD = Profile("standard", 1.0, 0.11, 1.0)
+PROFILES = (STANDARD, Profile("reward_low_FP_rate", 1.0, 0.22, 1.0),
+            Profile("reward_low_FN_rate", 1.0, 0.11, 2.0))
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,8 @@ def check_windows(n_rows: int, windows: Sequence[tuple[int, int]]) -> list[tuple
     return windows
 
 
-def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, int]]) -> NabResult:
+def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, int]],
+          profile: Profile = STANDARD) -> NabResult:
     """The raw NAB score of `detections` (row indices) on a series of `n_rows` rows."""
     windows = check_windows(n_rows, windows)
     start = probationary_length(n_rows)
@@ -82,18 +100,18 @@ def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, i
         if before:
             left, right = before[-1]
             width = right - left + 1
-            cost = FP_WEIGHT * sigmoid(abs(i - right) / max(width - 1, 1))
+            cost = profile.fp * sigmoid(abs(i - right) / max(width - 1, 1))
         else:
-            cost = -FP_WEIGHT
+            cost = -profile.fp
         fps.append(i)
         fp_costs.append(cost)
     window_scores = []
     for (left, right), i in zip(windows, first):
         if i is None:
-            window_scores.append(-FN_WEIGHT)
+            window_scores.append(-profile.fn)
         else:
             width = right - left + 1
-            window_scores.append(TP_WEIGHT * sigmoid(-(right - i + 1) / width) / sigmoid(-1.0))
+            window_scores.append(profile.tp * sigmoid(-(right - i + 1) / width) / sigmoid(-1.0))
     return NabResult(sum(window_scores) + sum(fp_costs), sum(f is not None for f in first),
                      first, window_scores, fps, fp_costs)
 

@@ -286,3 +286,27 @@ def test_listar_marks_what_detectar_judged_anomalous(api, redis_client):
     assert "1 more reading of the sensor was flagged outside this range" in one  # not hidden
     verdict_page = text_of(api.get("detectar", dato="71", timestamp=str(next_time + 300_000)).text)
     assert "error: the strongest of the rule's learned tests as a multiple of what flags it" in verdict_page
+
+
+def test_detectar_says_what_normal_is_and_judges_a_gross_reading_against_the_sensor(api, redis_client):
+    """Issue 17 end to end: 200 readings around 80, then 250, 80.7 and 500: 500 is TRUE
+    (judged against the sensor's normal, not a window holding the 250); every judged answer
+    has expected, lower, upper, severity, explanation, kind and resolved, and the page shows
+    them with a plain alert line; a reading after a long silence says so."""
+    start, step = 1_700_000_000_000, 300_000
+    values = [80.0 + math.sin(i * 1.7) for i in range(WINDOW + 200)]
+    next_time = feed(api, values[:WINDOW])
+    for i, value in enumerate(values[WINDOW:]):
+        answer = api.json("detectar", dato=repr(value), timestamp=str(next_time + i * step)).json()
+    assert {"expected", "lower", "upper", "severity", "explanation", "kind", "resolved"} <= set(answer)
+    assert answer["lower"] <= answer["value"] <= answer["upper"] and answer["kind"] is None
+    next_time += 200 * step
+    spike, after, gross = (api.json("detectar", dato=value, timestamp=str(next_time + k * step)).json()
+                           for k, value in enumerate(("250", "80.7", "500")))
+    assert spike["anomaly"] is True and spike["alert"] is True and spike["kind"] == "high"
+    assert after["anomaly"] is False
+    assert gross["anomaly"] is True and gross["kind"] == "high" and gross["severity"] >= 50
+    assert "above the usual" in gross["explanation"] or "above the model's" in gross["explanation"]
+    page = text_of(api.get("detectar", dato="80.2", timestamp=str(next_time + 3 * step + 12 * 3_600_000)).text)
+    assert "alert: no" in page and "normal range" in page and "expected" in page
+    assert "silence of 12.1 h" in page  # 12 h and a 5-minute step

@@ -56,6 +56,16 @@ def test_the_corpus_is_streamed_file_by_file_and_scored_in_total(tmp_path, capsy
     (normalised,) = [line for line in out.splitlines() if line.startswith("normalised score")]
     assert normalised.split()[-2:] == [f"{total['normalised']:.1f}", "75.0"]  # ours, ARTime's
     assert (tmp_path / "out" / "corpus" / "realA" / "one.png").stat().st_size > 10_000
+    # the same files at 15 minutes and an hour, the profiles, leave-one-category-out
+    report = document["generalisation"]
+    assert list(report["cadences"]) == ["as recorded", "15 min", "1 h"]
+    assert report["cadences"]["as recorded"]["normalised"] == total["normalised"]
+    for name in ("15 min", "1 h"):
+        assert report["cadences"][name]["windows"] == 2
+        assert 0.9 < report["cadences"][name]["band_coverage"] <= 1.0
+    assert set(report["profiles"]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+    assert report["leave_one_category_out"]["normalised"] == pytest.approx(total["normalised"])
+    assert "leave-one-category-out" in out and "1 h" in out
 
 
 def test_the_corpus_needs_in_process_streaming(tmp_path, capsys):
