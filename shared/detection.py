@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+
 import numpy as np
 
 from . import rules, standardise

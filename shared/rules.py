@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from .record_events import RecordEvents
 from .verdict import Decision, Observed, threshold
 
-__all__ = ["Decision", "Observed", "Rule", "build", "RULES"]
+__all__ = ["RULES", "Decision", "Observed", "Rule", "build"]
 
 
 class Rule(Protocol):

@@ -54,8 +54,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from models.evaluation import EvaluationError, corpus, generalisation, nab
-from models.evaluation.report import (ModelReport, format_table, model_description, report_of,
-                                      warm_up_warnings, write_json)
+from models.evaluation.report import (
+    ModelReport,
+    format_table,
+    model_description,
+    report_of,
+    warm_up_warnings,
+    write_json,
+)
 from models.locations import DEFAULT_MODEL, reference_model_dir
 from shared.config import REPO_ROOT
 

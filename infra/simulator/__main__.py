@@ -15,14 +15,15 @@ and saved as JSON (--report). See infra/simulator/README.md.
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from models.evaluation.nab import NabDataError
 from models.locations import DEFAULT_MODEL
@@ -271,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
               f"anomalies come after the warm-up, each kind {spacing} readings apart")
     for line in warnings + ([rule["note"]] if "note" in rule else []):
         print("warning: " + line, file=sys.stderr)
-    started_at, t0 = datetime.now(timezone.utc), time.monotonic()
+    started_at, t0 = datetime.now(UTC), time.monotonic()
     try:
         verdicts, tally, direct = send(args, series, gateway)
         elapsed = time.monotonic() - t0
@@ -289,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(s.values) for s in series)
     result = {
         "run": {"id": run_id, "started_at": started_at.isoformat(timespec="seconds"),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 **source, "via": args.via, "asynchronous": args.asynchronous, "target": target,
                 "sensors": [s.sensor for s in series], "readings_per_sensor": per_sensor,
                 "cadence_s": args.cadence, "first_timestamp": series[0].timestamps[0],

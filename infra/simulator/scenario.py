@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -215,5 +215,5 @@ def stamp(series: list[SensorSeries], end_ms: int, cadence_s: int = CADENCE_S) -
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(
         timespec="minutes").replace("+00:00", "Z")

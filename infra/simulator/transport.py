@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import requests
 
@@ -163,7 +164,7 @@ class MqttPublisher:
         self.client.max_queued_messages_set(0)
         self.pending: list = []
 
-    def connect(self, timeout_s: float = 10.0) -> "MqttPublisher":
+    def connect(self, timeout_s: float = 10.0) -> MqttPublisher:
         deadline = time.monotonic() + timeout_s
         while True:
             try:

@@ -14,20 +14,21 @@ after the probationary period outside every window, each worth the time to the n
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
+from shared.timestamps import iso_to_ms
+
 from .nab import NabSeries
 from .scoring import check_windows, probationary_length
-from shared.timestamps import iso_to_ms
 
 WEEK_MS = 7 * 86_400_000
 LONGEST_WATCHED_STEP_MS = 86_400_000
 
 
 def _text(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def resample(series: NabSeries, seconds: int) -> NabSeries:

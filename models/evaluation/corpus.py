@@ -37,7 +37,7 @@ class FileScore:
 
     @classmethod
     def of(cls, series: NabSeries, report: ModelReport,
-           inside_band: list[bool | None] | None = None) -> "FileScore":
+           inside_band: list[bool | None] | None = None) -> FileScore:
         outside = set(range(len(series)))
         for left, right in series.windows:
             outside -= set(range(left, right + 1))

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .corpus import (FileScore, category_totals, leave_one_category_out, profile_totals,
-                     totals)
+from .corpus import FileScore, category_totals, leave_one_category_out, profile_totals, totals
 
 SHOWN = ("ARTime", "contextOSE", "numenta")
 

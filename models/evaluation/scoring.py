@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from shared.timestamps import iso_to_ms
 
 
-
 @dataclass(frozen=True)
 class Profile:
     name: str
