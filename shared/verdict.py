@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 
@@ -41,9 +42,9 @@ class Decision:
     resolved: str | None = None    # the kind of a paged event this reading closes
 
     def fields(self) -> dict[str, Any]:
-        """The answer's fields (the state stays in the store)."""
-        out = asdict(self)
-        del out["state"]
+        """The answer's fields (the state stays in the store). Field by field, not asdict:
+        asdict deep-copies the state, and that copy was half of detectar's Python time."""
+        out = {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name != "state"}
         out["kinds"], out["learning"] = list(self.kinds), list(self.learning)
         return out
 
