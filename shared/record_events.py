@@ -428,7 +428,7 @@ class RecordEvents:
             for j, value in enumerate(ring):
                 s[f"{name}_{j}"] = value
             s[f"{name}_today"] = NO_MAX
-            s[f"{name}_past"] = max(ring + [NO_MAX])
+            s[f"{name}_past"] = max([*ring, NO_MAX])
         keep = self.range_days - 1
         los = ([s["lo_today"]] + [1.0] * (shift - 1) + [s.get(f"lo_{j}", 1.0) for j in range(keep)])[:keep]
         his = ([s["hi_today"]] + [0.0] * (shift - 1) + [s.get(f"hi_{j}", 0.0) for j in range(keep)])[:keep]

@@ -193,7 +193,7 @@ def evaluate_scenarios(args: argparse.Namespace) -> dict:
             result = stream(detectar, scenario.values, scenario.timestamps,
                             new_sensor(scenario.name.split(" ")[0]), not args.no_progress,
                             scenario.name)
-            return list(zip(result.alert, result.kind, result.notes))
+            return list(zip(result.alert, result.kind, result.notes, strict=True))
 
         report = suite.run(judge)
     print(suite.format_score(report))

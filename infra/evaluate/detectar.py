@@ -54,7 +54,7 @@ def in_process(model_path: Path, redis_env: Mapping[str, str]) -> Iterator[Detec
     """detectar's endpoint in this process, over the Redis `redis_env` names, given the event
     the local gateway builds for a JSON POST."""
     services = Services(detectar_env(redis_env, model_path))
-    services.detector  # load the model now: a broken one fails before any reading
+    _ = services.detector  # load the model now: a broken one fails before any reading
     context = Context()
 
     def call(sensor: str, timestamp: int, value: float) -> Answer:

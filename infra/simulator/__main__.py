@@ -110,7 +110,7 @@ def model_rule(model_path: Path, cadence_s: int) -> dict[str, Any]:
         from shared.serving.description import load_description, resolve_version_dir
 
         description = load_description(resolve_version_dir(model_path))
-    except Exception as exc:  # a missing or foreign model only changes the defaults
+    except (OSError, ValueError) as exc:  # a missing or foreign model only changes the defaults
         return {"window": 10, "rule": None, "min_count": 0, "holdoff": 0,
                 "note": f"model at {model_path} not readable ({exc}); assuming no warm-up rule"}
     decision = description.decision
@@ -159,7 +159,7 @@ def send(args, series: list[SensorSeries], gateway: Gateway) -> tuple[dict, Tall
             for start in range(0, max(len(s.values) for s in series), args.batch):
                 for s in series:
                     chunk = list(zip(s.timestamps[start:start + args.batch],
-                                     s.values[start:start + args.batch]))
+                                     s.values[start:start + args.batch], strict=True))
                     if chunk:
                         status = gateway.nuevo_batch(s.sensor, chunk)
                         tally.count(status, len(chunk), failure=gateway.last_failure)

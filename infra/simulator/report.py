@@ -100,7 +100,8 @@ def render_text(report: dict[str, Any]) -> str:
     """The report as a few lines for the terminal."""
     run, sent = report["run"], report["sent"]
     lines = [f"sent {plural(sent['readings'], 'reading')} of {plural(len(run['sensors']), 'sensor')} "
-             f"via {run['via']} to {run['target']} in {sent['elapsed_s']:.1f} s ({sent['readings_per_s']:.0f}/s); "
+             f"via {run['via']} to {run['target']} in {sent['elapsed_s']:.1f} s "
+             f"({sent['readings_per_s']:.0f}/s); "
              f"accepted {sent['accepted']}, refused {sent['refused']}"
              + (f" {sent['statuses']}" if sent["refused"] else "")
              + (f"; all stored after {sent['stored_after_s']:.1f} s" if sent.get("stored_after_s")

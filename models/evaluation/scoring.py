@@ -63,7 +63,7 @@ def sigmoid(x: float) -> float:
 
 
 def probationary_length(n_rows: int) -> int:
-    return min(int(math.floor(0.15 * n_rows)), 750)
+    return min(math.floor(0.15 * n_rows), 750)
 
 
 def check_windows(n_rows: int, windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -105,7 +105,7 @@ def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, i
         fps.append(i)
         fp_costs.append(cost)
     window_scores = []
-    for (left, right), i in zip(windows, first):
+    for (left, right), i in zip(windows, first, strict=True):
         if i is None:
             window_scores.append(-profile.fn)
         else:
