@@ -79,6 +79,8 @@ def load_series(csv_path: Path | None, windows_path: Path | None,
     NAB-format CSV with its windows json."""
     if csv_path is None:
         data = nab.load_machine_temperature()
+    elif windows_path is None:
+        raise EvaluationError("--csv and --windows go together")
     else:
         data = nab.load_series(csv_path, windows_path, series)
     if len(data) < 2:
@@ -223,7 +225,7 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
     progress = not args.no_progress
     reports = []
 
-    def in_process_report(label: str, path: Path, redis_env: dict[str, str]) -> ModelReport:
+    def in_process_report(label: str, path: Path, redis_env: dict[str, str] | None) -> ModelReport:
         sensor = new_sensor(label)
         result = run_in_process(path, series.values, timestamps, redis_env, sensor, progress,
                                 label)

@@ -151,7 +151,7 @@ def progress(total: int, desc: str, disabled: bool):
 def send(args, series: list[SensorSeries], gateway: Gateway) -> tuple[dict, Tally, bool]:
     """Send every reading; returns (verdicts per sensor, tally, verdicts came back directly)."""
     tally, pacer = Tally(), Pacer(args.rate)
-    verdicts = {s.sensor: [None] * len(s.values) for s in series}
+    verdicts: dict[str, list[bool | None]] = {s.sensor: [None] * len(s.values) for s in series}
     total = sum(len(s.values) for s in series)
     with progress(total, f"{args.via}{' (async)' if args.asynchronous else ''}",
                   args.no_progress) as bar:

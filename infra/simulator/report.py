@@ -31,7 +31,8 @@ def score(series: Sequence[SensorSeries], verdicts: dict[str, list[bool | None]]
     with listar: False may be "not judged"), so the judged readings are unknown. `holdoff`:
     readings the rule stays silent after a flag. Returns the anomalies with their outcome,
     the false alarms and a summary."""
-    anomalies, false_alarms = [], []
+    anomalies: list[dict[str, Any]] = []
+    false_alarms: list[dict[str, Any]] = []
     judged: int | None = 0 if verdicts_seen else None
     flagged = 0
     for s in series:

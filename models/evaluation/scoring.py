@@ -105,12 +105,12 @@ def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, i
         fps.append(i)
         fp_costs.append(cost)
     window_scores = []
-    for (left, right), i in zip(windows, first, strict=True):
-        if i is None:
+    for (left, right), hit in zip(windows, first, strict=True):
+        if hit is None:
             window_scores.append(-profile.fn)
         else:
             width = right - left + 1
-            window_scores.append(profile.tp * sigmoid(-(right - i + 1) / width) / sigmoid(-1.0))
+            window_scores.append(profile.tp * sigmoid(-(right - hit + 1) / width) / sigmoid(-1.0))
     return NabResult(sum(window_scores) + sum(fp_costs), sum(f is not None for f in first),
                      first, window_scores, fps, fp_costs)
 
