@@ -88,7 +88,7 @@ def load_series(csv_path: Path | None, windows_path: Path | None,
     return data
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra.evaluate",
                                      description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,6 +131,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="folder for evaluation.png and evaluation.json (default evaluation/)")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The options, checked against each other."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.scenarios and (args.corpus is not None or args.csv or args.url):
         parser.error("--scenarios runs its own sensors in process: not with --corpus, --csv "
