@@ -40,9 +40,8 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 import requests
@@ -51,12 +50,12 @@ from shared.config import load_settings
 from shared.outbox import CHANNEL, GROUP, OUTBOX_PATTERN, outbox_key, sensor_of
 from shared.redis_connection import RedisConnection, connect
 
+from .alert_payload import alert_of, iso, two_decimals
+
 log = logging.getLogger(__name__)
 
 FIRING_KEY = "/alerts/firing"
 CONSUMER = "forwarder"  # one forwarder at a time: a fixed name finds its pending entries again
-DATA_QUALITY_KINDS = frozenset({"stuck"})  # the sensor, not the process, looks wrong
-CRITICAL_FROM = 70  # severity score (0-100) from which the severity label is `critical`
 FIRST_BACKOFF_S, LONGEST_BACKOFF_S = 0.5, 30.0
 RESEND_S, SCAN_S = 60.0, 30.0
 READ_COUNT = 100
@@ -78,47 +77,6 @@ def alertmanager_urls(raw: str) -> list[str]:
                                        "http(s)://host:port, comma-separated")
         urls.append(url)
     return urls
-
-
-def iso(timestamp_ms: float) -> str:
-    """Alertmanager's time format (RFC 3339, UTC)."""
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def severity_label(score: str | None) -> str:
-    return "critical" if score is not None and float(score) >= CRITICAL_FROM else "warning"
-
-
-def sensor_link(pages_url: str | None, sensor: str) -> str | None:
-    return f"{pages_url}/function/listar?sensor={quote(sensor)}&span=day" if pages_url else None
-
-
-def _number(text: str | None) -> str | None:
-    return None if text is None else f"{float(text):.2f}"
-
-
-def alert_of(entry: Mapping[str, str], pages_url: str | None) -> dict[str, Any]:
-    """The Alertmanager alert (API v2) of an outbox `alert` entry."""
-    sensor, kind = entry["sensor"], entry["kind"]
-    value, expected = _number(entry["value"]), _number(entry.get("expected"))
-    lower, upper = _number(entry.get("lower")), _number(entry.get("upper"))
-    band = f"{lower} to {upper}" if lower is not None and upper is not None else None
-    summary = f"{sensor}: {value}" + (f", expected {expected}" if expected else "") + (
-        f" (normal {band})" if band else "")
-    annotations = {"summary": summary, "value": value, "expected": expected, "band": band,
-                   "lower": lower, "upper": upper, "severity_score": entry.get("severity"),
-                   "explanation": entry.get("explanation"),
-                   "link": sensor_link(pages_url, sensor)}
-    alert = {"labels": {"alertname": ("SensorDataQuality" if kind in DATA_QUALITY_KINDS
-                                      else "TemperatureAnomaly"),
-                        "sensor": sensor, "kind": kind,
-                        "severity": severity_label(entry.get("severity"))},
-             "annotations": {name: text for name, text in annotations.items() if text},
-             "startsAt": iso(int(entry["timestamp"]))}
-    if annotations["link"]:
-        alert["generatorURL"] = annotations["link"]
-    return alert
 
 
 def _decoded(fields: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -242,7 +200,7 @@ class AlertForwarder:
                 alert = None
             else:
                 alert = {**json.loads(stored), "endsAt": iso(int(entry["timestamp"]))}
-                alert["annotations"]["resolved_by"] = _number(entry["value"])
+                alert["annotations"]["resolved_by"] = two_decimals(entry["value"])
                 resolves = firing_field
                 self.resolving.add(firing_field)
         delivery = Delivery(sensor, entry_id, alert, {t.url for t in self.targets} if alert else set(),

@@ -286,7 +286,8 @@ build_images() {
         local forwarder="$SWARM_DIR/alert-forwarder/Dockerfile"
         ALERT_FORWARDER_IMAGE="$prefix/alert-forwarder:$(files_version "$forwarder" \
             "$ROOT/requirements/alert-forwarder.txt" "$ROOT/shared/config.py" \
-            "$ROOT/shared/redis_connection.py" "$ROOT/shared/outbox.py" "$ROOT/infra/alert_forwarder.py")"
+            "$ROOT/shared/redis_connection.py" "$ROOT/shared/outbox.py" "$ROOT/infra/alert_forwarder.py" \
+            "$ROOT/infra/alert_payload.py")"
         build_image "$ALERT_FORWARDER_IMAGE" "$forwarder" "$ROOT"
     fi
     if [ -z "${GRAFANA_IMAGE:-}" ]; then

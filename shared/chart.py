@@ -131,15 +131,6 @@ def readings_chart(readings: Sequence[tuple[int, float]], anomalies: set[int],
     if t1 not in alerts:
         written += _point_label(x_of(t1), y_of(points[-1][1]), f"now {number(points[-1][1])}")
     flagged = sum(1 for t, _ in points if t in anomalies)
-    times = [clock_html(t0)] + ([clock_html(t1)] if t1 > t0 else [])
-    legend = ['<span><i class="key line"></i>readings</span>']
-    if judged:
-        legend += ['<span><i class="key band"></i>normal band</span>',
-                   '<span><i class="key expected"></i>expected</span>']
-    if flagged:
-        legend.append('<span><i class="key anomaly"></i>anomaly</span>')
-    if shown_alerts:
-        legend.append('<span><i class="key alert"></i>alert</span>')
     return (
         f'<figure class="chart" role="img" aria-label="{counted(len(points), "reading")} from '
         f'{escape(clock(t0))} to {escape(clock(t1))}, '
@@ -149,5 +140,23 @@ def readings_chart(readings: Sequence[tuple[int, float]], anomalies: set[int],
         f'viewBox="0 0 {WIDTH} {HEIGHT}" preserveAspectRatio="none" aria-hidden="true">{grid}'
         f'<rect class="frame" x="0" y="0" width="{WIDTH}" height="{HEIGHT}"/>{shaded}{marks}'
         f'<polyline class="line" points="{line}"/>{dots}</svg>{written}</div>'
-        f'<div class="time-labels">{"".join(f"<span>{t}</span>" for t in times)}</div>'
-        f'<div class="legend">{"".join(legend)}</div></figure>')
+        f"{_time_labels(t0, t1)}{_legend(bool(judged), bool(flagged), bool(shown_alerts))}"
+        "</figure>")
+
+
+def _time_labels(t0: int, t1: int) -> str:
+    times = [clock_html(t0)] + ([clock_html(t1)] if t1 > t0 else [])
+    return f'<div class="time-labels">{"".join(f"<span>{t}</span>" for t in times)}</div>'
+
+
+def _legend(band: bool, anomalies: bool, alerts: bool) -> str:
+    """A key for each kind of mark the chart holds."""
+    legend = ['<span><i class="key line"></i>readings</span>']
+    if band:
+        legend += ['<span><i class="key band"></i>normal band</span>',
+                   '<span><i class="key expected"></i>expected</span>']
+    if anomalies:
+        legend.append('<span><i class="key anomaly"></i>anomaly</span>')
+    if alerts:
+        legend.append('<span><i class="key alert"></i>alert</span>')
+    return f'<div class="legend">{"".join(legend)}</div>'

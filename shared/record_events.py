@@ -38,19 +38,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .timestamps import clock
+from .record_memory import (
+    DAY_MS,
+    NEVER,
+    SECOND_MS,
+    SIDES,
+    checked,
+    extend_today,
+    new_sensor,
+    roll_days,
+)
+from .record_words import duration, explanation, held_note, learning_notes, meaning
 from .verdict import Decision, Observed, number, threshold, whole
-
-SECOND_MS = 1000.0
-HOUR_MS = 3600 * SECOND_MS
-DAY_MS = 24 * HOUR_MS
-NEVER = -1e18   # "no alert yet", as a finite float: the state stays a hash of numbers
-NO_MAX = -1.0   # a surprise average is never negative: "no record yet"
-SIDES = ("high", "low")
-# keys a state from before the stuck test lacks (None: the latest reading's time)
-UPGRADE: dict[str, float | None] = {
-    "last_stuck": NEVER,
-    "run_n": 1.0, "run_t0": None, "run_max_n": 1.0, "run_max_ms": 0.0}
 
 
 def _weight(dt: float, tau: float) -> float:
@@ -68,12 +67,6 @@ def _spread(window: tuple[float, ...]) -> float:
     rest = [w for i, w in enumerate(window) if i != farthest]
     mean = sum(rest) / len(rest)
     return math.sqrt(sum((w - mean) ** 2 for w in rest) / len(rest))
-
-
-def _duration(ms: float) -> str:
-    hours = ms / HOUR_MS
-    return f"{ms / 60_000:.0f} min" if hours < 1 else f"{hours:.1f} h" if hours < 48 \
-        else f"{hours / 24:.1f} days"
 
 
 @dataclass(frozen=True)
@@ -122,21 +115,14 @@ class Tests:
 
 class RecordEvents:
     """See the module's docstring. State: a flat dict of floats (the store's hash), its keys
-    listed in `_new_sensor` and `_roll_days`; about 140 floats once a month is seen."""
+    listed in record_memory's `new_sensor` and `roll_days`; about 140 floats once a month
+    is seen."""
 
     name = "record_events"
 
     @property
     def meaning(self) -> str:
-        margin = 100 * self.range_margin / self.threshold
-        return (f"error: the strongest of the rule's learned tests as a multiple of what flags "
-                f"it: how far the reading lies beyond the sensor's normal range of the last "
-                f"{self.range_days} days (against {margin:g}% of that range), or how far its "
-                "recent surprise beats its record. Those tests flag once the error reaches the "
-                "threshold; a gross departure from the model and the normal range flags "
-                "whatever the error, from the first reading, and a stuck sensor flags when it "
-                "repeats one value far longer than it ever did. lower and upper: the band "
-                "outside which this reading alone is anomalous.")
+        return meaning(self.range_days, 100 * self.range_margin / self.threshold)
 
     def __init__(self, decision: Mapping[str, Any], threshold_override: float | None):
         self.threshold = threshold(decision, threshold_override, 1.0)
@@ -170,13 +156,13 @@ class RecordEvents:
         self.record_z = number(decision, "record_z", 0.0, 0.0)
 
     def judge(self, observed: Observed, state: Mapping[str, float]) -> Decision:
-        s = self._checked(state)
+        s = checked(state)
         t = float(observed.timestamp)
         if s.get("n", 0.0) == 0.0:
-            self._new_sensor(s, t, observed.window)
+            new_sensor(s, t, observed.window, self.level_floor)
         dt = max(t - s["t_last"], 0.0)
         silence = self._silence(s, dt)
-        self._roll_days(s, float(t // DAY_MS))
+        roll_days(s, float(t // DAY_MS), self.fast_days, self.slow_days, self.range_days)
         learned = t - s["t0"] >= self.learning
         normal = self._normal(s, observed)
         tests = self._tests(s, observed, normal, dt, learned)
@@ -187,24 +173,13 @@ class RecordEvents:
 
     # -- the steps of a judgement -------------------------------------------------------
 
-    @staticmethod
-    def _checked(state: Mapping[str, float]) -> dict[str, float]:
-        s = dict(state)
-        if not all(map(math.isfinite, s.values())):
-            bad = next(key for key, value in s.items() if not math.isfinite(value))
-            raise ValueError(f"detector state {bad!r} is not a finite number: {s[bad]!r}")
-        if s.get("n", 0.0) > 0.0 and "run_n" not in s:  # judged before the stuck test
-            for key, default in UPGRADE.items():
-                s.setdefault(key, s.get("t_last", 0.0) if default is None else default)
-        return s
-
     def _silence(self, s: dict[str, float], dt: float) -> str | None:
         """The sensor's usual cadence learned; a reading after a long silence says so."""
         cadence = s.get("cadence", 0.0)
         note = None
         if cadence > 0.0 and dt > self.gap_factor * cadence:
-            note = (f"first reading after a silence of {_duration(dt)} (this sensor usually "
-                    f"sends one every {_duration(cadence)})")
+            note = (f"first reading after a silence of {duration(dt)} (this sensor usually "
+                    f"sends one every {duration(cadence)})")
         if dt > 0.0:
             s["cadence"] = dt if cadence == 0.0 else cadence + 0.05 * (
                 min(dt, self.gap_factor * cadence) - cadence)
@@ -309,7 +284,7 @@ class RecordEvents:
                 s[f"in_{side}"], s[f"edge_{side}"] = 1.0, edges[side]
             elif not tests.beyond[side]:
                 s[f"in_{side}"] = 0.0
-        self._extend_today(s, x)
+        extend_today(s, x)
         self._learn_errors(s, observed, normal, dt)
         s["fmax_today"] = max(s["fmax_today"], tests.m_fast)
         s["smax_today"] = max(s["smax_today"], tests.m_slow)
@@ -348,13 +323,6 @@ class RecordEvents:
             s["run_max_n"] = max(s["run_max_n"], s["run_n"])
             s["run_max_ms"] = max(s["run_max_ms"], t - s["run_t0"])
 
-    @staticmethod
-    def _extend_today(s: dict[str, float], x: float) -> None:
-        if s["lo_today"] <= s["hi_today"]:
-            s["lo_today"], s["hi_today"] = min(s["lo_today"], x), max(s["hi_today"], x)
-        else:
-            s["lo_today"] = s["hi_today"] = x
-
     def _decision(self, s: dict[str, float], observed: Observed, normal: Normal, tests: Tests,
                   learned: bool, alerted: list[str], held: list[str], resolved: str | None,
                   silence: str | None) -> Decision:
@@ -371,108 +339,11 @@ class RecordEvents:
         ratio = error / self.threshold
         severity = round(100 * ratio / (1 + ratio))
         severity = max(severity, 50) if anomaly else min(severity, 49)
-        notes = [part for part in (silence, self._held_note(s, held) if held and not alerted
-                                   else None) if part]
+        why_held = held_note(s, held, self.holdoff, self.escalation) if held and not alerted else None
+        notes = [part for part in (silence, why_held) if part]
         return Decision(
             anomaly, bool(alerted), error, self.threshold, s, "; ".join(notes) or None, kinds,
-            self._learning(s, learned), expected=normal.expected, lower=lower, upper=upper,
+            learning_notes(s, learned, self.learning, self.profile_bin),
+            expected=normal.expected, lower=lower, upper=upper,
             severity=severity, kind=kinds[0] if kinds else None, resolved=resolved,
-            explanation=self._explanation(s, observed, normal, tests, lower, upper))
-
-    def _explanation(self, s: Mapping[str, float], observed: Observed, normal: Normal,
-                     tests: Tests, lower: float, upper: float) -> str:
-        x, expected = observed.value, normal.expected
-        usual = (f"the usual {expected:.1f} for {clock(observed.timestamp)[11:16]} UTC"
-                 if normal.have_bin else f"the model's prediction {expected:.1f}")
-        if tests.stuck:
-            return (f"{x:g} repeated {s['run_n']:.0f} times over "
-                    f"{_duration(observed.timestamp - s['run_t0'])}; this sensor never held "
-                    f"one value longer than {s['run_max_n']:.0f} readings "
-                    f"({_duration(s['run_max_ms'])}) before")
-        side = "above" if x >= expected else "below"
-        text = (f"{x:.1f}, {abs(x - expected):.1f} {side} {usual}; "
-                f"{abs(tests.z):.1f} times this sensor's typical deviation; "
-                f"normal range {lower:.1f} to {upper:.1f}")
-        if tests.pattern and not tests.excursion:
-            text += "; its recent readings depart from its usual pattern more than ever this week"
-        return text
-
-    # -- bookkeeping ----------------------------------------------------------------------
-
-    def _new_sensor(self, s: dict[str, float], t: float, window: tuple[float, ...]) -> None:
-        mean = sum(window) / len(window)
-        spread2 = sum((w - mean) ** 2 for w in window) / len(window)
-        floor = max(self.level_floor * abs(mean), 1e-9)
-        s["n"] = 0.0
-        s["t0"] = s["t_last"] = t
-        s["gvar"] = s["tvar"] = s["tvar_long"] = max(spread2, floor * floor)
-        s["m_fast"] = s["m_slow"] = 0.0
-        s["last_high"] = s["last_low"] = s["last_pattern"] = s["last_stuck"] = NEVER
-        s["mag_high"] = s["mag_low"] = 0.0
-        s["in_high"] = s["in_low"] = s["edge_high"] = s["edge_low"] = 0.0
-        s["lo_today"], s["hi_today"] = min(window), max(window)  # the window is all it knows
-        s["lo_past"], s["hi_past"] = 1.0, 0.0
-        s["fmax_today"] = s["smax_today"] = s["fmax_past"] = s["smax_past"] = NO_MAX
-        s["day"] = float(t // DAY_MS)
-        s["run_n"], s["run_t0"], s["run_max_n"], s["run_max_ms"] = 1.0, t, 1.0, 0.0
-
-    def _roll_days(self, s: dict[str, float], day: float) -> None:
-        """A new calendar day: today's maxima and range join the past-day rings (empty days
-        for a gap), the oldest leave, and the past maxima are computed once."""
-        shift = int(day - s["day"])
-        if shift <= 0:
-            return
-        for name, keep in (("fmax", self.fast_days - 1), ("smax", self.slow_days - 1)):
-            ring = [s.get(f"{name}_{j}", NO_MAX) for j in range(keep)]
-            ring = ([s[f"{name}_today"]] + [NO_MAX] * (shift - 1) + ring)[:keep]
-            for j, value in enumerate(ring):
-                s[f"{name}_{j}"] = value
-            s[f"{name}_today"] = NO_MAX
-            s[f"{name}_past"] = max(ring + [NO_MAX])
-        keep = self.range_days - 1
-        los = ([s["lo_today"]] + [1.0] * (shift - 1) + [s.get(f"lo_{j}", 1.0) for j in range(keep)])[:keep]
-        his = ([s["hi_today"]] + [0.0] * (shift - 1) + [s.get(f"hi_{j}", 0.0) for j in range(keep)])[:keep]
-        days = []
-        for j in range(keep):
-            s[f"lo_{j}"], s[f"hi_{j}"] = los[j], his[j]
-            if los[j] <= his[j]:
-                days.append((los[j], his[j]))
-        s["lo_past"], s["hi_past"] = self._trimmed_range(days)
-        s["lo_today"], s["hi_today"] = 1.0, 0.0
-        s["day"] = day
-
-    @staticmethod
-    def _trimmed_range(days: list[tuple[float, float]]) -> tuple[float, float]:
-        """The past days' range, without a day whose extreme stands out: a day whose high lies
-        further above every other day's high than those days span is left out of the high
-        side (and the same below), so one event's day does not hide the next similar event
-        for a month ((1, 0): no range yet)."""
-        if not days:
-            return 1.0, 0.0
-        los, his = sorted(lo for lo, _ in days), sorted(hi for _, hi in days)
-        if len(days) < 3:
-            return los[0], his[-1]
-        hi = his[-2] if his[-1] - his[-2] > his[-2] - los[0] else his[-1]
-        lo = los[1] if los[1] - los[0] > his[-1] - los[1] else los[0]
-        return lo, hi
-
-    def _held_note(self, s: Mapping[str, float], held: list[str]) -> str:
-        """Why an anomalous reading did not page: each kind's event is already alerted."""
-        hours = f"{self.holdoff / HOUR_MS:g} h"
-        return "; ".join(
-            f"{kind}: part of the event alerted at {clock(s['last_' + kind])} (no new alert for "
-            f"{hours}" + (f" unless it goes {self.escalation:g} times as far)" if kind in SIDES
-                          else ")")
-            for kind in held)
-
-    def _learning(self, s: Mapping[str, float], learned: bool) -> tuple[str, ...]:
-        parts = []
-        if not learned:
-            parts.append(f"the range, pattern and stuck tests learn the sensor until "
-                         f"{clock(s['t0'] + self.learning)}; meanwhile only gross departures flag")
-        bins = int(DAY_MS // self.profile_bin)
-        seen = sum(1 for k in range(bins) if f"pm_{k}" in s)
-        if seen < bins:
-            parts.append(f"the time-of-day profile has seen {seen} of its {bins} "
-                         f"{self.profile_bin / 60_000:g}-minute bins")
-        return tuple(parts)
+            explanation=explanation(s, observed, normal, tests, lower, upper))

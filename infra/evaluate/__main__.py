@@ -79,6 +79,8 @@ def load_series(csv_path: Path | None, windows_path: Path | None,
     NAB-format CSV with its windows json."""
     if csv_path is None:
         data = nab.load_machine_temperature()
+    elif windows_path is None:
+        raise EvaluationError("--csv and --windows go together")
     else:
         data = nab.load_series(csv_path, windows_path, series)
     if len(data) < 2:
@@ -86,7 +88,7 @@ def load_series(csv_path: Path | None, windows_path: Path | None,
     return data
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra.evaluate",
                                      description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +131,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="folder for evaluation.png and evaluation.json (default evaluation/)")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The options, checked against each other."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.scenarios and (args.corpus is not None or args.csv or args.url):
         parser.error("--scenarios runs its own sensors in process: not with --corpus, --csv "
@@ -193,7 +201,7 @@ def evaluate_scenarios(args: argparse.Namespace) -> dict:
             result = stream(detectar, scenario.values, scenario.timestamps,
                             new_sensor(scenario.name.split(" ")[0]), not args.no_progress,
                             scenario.name)
-            return list(zip(result.alert, result.kind, result.notes))
+            return list(zip(result.alert, result.kind, result.notes, strict=True))
 
         report = suite.run(judge)
     print(suite.format_score(report))
@@ -223,7 +231,7 @@ def evaluate(args: argparse.Namespace) -> list[ModelReport]:
     progress = not args.no_progress
     reports = []
 
-    def in_process_report(label: str, path: Path, redis_env: dict[str, str]) -> ModelReport:
+    def in_process_report(label: str, path: Path, redis_env: dict[str, str] | None) -> ModelReport:
         sensor = new_sensor(label)
         result = run_in_process(path, series.values, timestamps, redis_env, sensor, progress,
                                 label)

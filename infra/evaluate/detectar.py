@@ -9,11 +9,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from werkzeug.test import EnvironBuilder
 
 from models.evaluation import EvaluationError
@@ -54,7 +55,7 @@ def in_process(model_path: Path, redis_env: Mapping[str, str]) -> Iterator[Detec
     """detectar's endpoint in this process, over the Redis `redis_env` names, given the event
     the local gateway builds for a JSON POST."""
     services = Services(detectar_env(redis_env, model_path))
-    services.detector  # load the model now: a broken one fails before any reading
+    _ = services.detector  # load the model now: a broken one fails before any reading
     context = Context()
 
     def call(sensor: str, timestamp: int, value: float) -> Answer:
@@ -107,12 +108,12 @@ def new_sensor(tag: str) -> str:
     return f"eval-{safe}-{uuid.uuid4().hex[:12]}"
 
 
-def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int],
+def stream(detectar: Detectar, values: Sequence[float] | np.ndarray, timestamps: Sequence[int],
            sensor: str, progress: bool = True, label: str = "detectar") -> Stream:
     """Send every reading, in order, and keep the verdicts."""
     if len(values) != len(timestamps):
         raise EvaluationError("values and timestamps differ in length")
-    rows = range(len(values))
+    rows: Iterable[int] = range(len(values))
     if progress:
         from tqdm import tqdm
 
@@ -137,7 +138,7 @@ def stream(detectar: Detectar, values: Sequence[float], timestamps: Sequence[int
     return result
 
 
-def run_in_process(model_path: Path, values: Sequence[float], timestamps: Sequence[int],
+def run_in_process(model_path: Path, values: Sequence[float] | np.ndarray, timestamps: Sequence[int],
                    redis_env: Mapping[str, str] | None = None, sensor: str | None = None,
                    progress: bool = False, label: str | None = None) -> Stream:
     """Stream `values` through detectar's endpoint with `model_path` (starts a Redis unless

@@ -36,6 +36,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -190,6 +191,30 @@ def alert_forwarder(gateway_url: str) -> processes.Supervised | None:
                                 env)
 
 
+def claim_port(host: str, port: int) -> socket.socket | None:
+    """The listening socket, or None (and why, logged) when another server holds the port."""
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error("cannot start: port %d is already in use (another `make up`?): choose "
+                  "another with --port", port)
+        return None
+
+
+def build_gateway(args: argparse.Namespace, settings: Settings) -> Gateway:
+    return Gateway(load_functions(args.stack_file), ready=SERVICES.problem,
+                   max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue,
+                   callback_hosts=callback_hosts(os.environ.get("CALLBACK_HOSTS", "")))
+
+
+def own_url(host: str, port: int) -> str:
+    """The gateway's URL as this machine's own clients reach it (not 0.0.0.0)."""
+    own_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{own_host}:{port}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -203,20 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         rename_old_keys(settings)
         detector = SERVICES.detector  # the model loads now: a broken one stops the start
-        try:
-            sock = listen(args.host, args.port)
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            log.error("cannot start: port %d is already in use (another `make up`?): choose "
-                      "another with --port", args.port)
+        sock = claim_port(args.host, args.port)
+        if sock is None:
             return 2
         args.port = sock.getsockname()[1]  # the one the system chose for --port 0
-        gateway = Gateway(load_functions(args.stack_file), ready=SERVICES.problem,
-                          max_body_bytes=settings.max_body_bytes, max_async_queued=args.async_queue,
-                          callback_hosts=callback_hosts(os.environ.get("CALLBACK_HOSTS", "")))
-        own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        url = f"http://{own_host}:{args.port}"
+        gateway = build_gateway(args, settings)
+        url = own_url(args.host, args.port)
         log.info("functions %s on %s/function/<name>  (engine: %s)",
                  ", ".join(gateway.functions), url, detector.predictor.name)
         bridge = bridge_from_env(os.environ, url, topics_of(gateway.functions.values()),

@@ -110,7 +110,7 @@ def model_rule(model_path: Path, cadence_s: int) -> dict[str, Any]:
         from shared.serving.description import load_description, resolve_version_dir
 
         description = load_description(resolve_version_dir(model_path))
-    except Exception as exc:  # a missing or foreign model only changes the defaults
+    except (OSError, ValueError) as exc:  # a missing or foreign model only changes the defaults
         return {"window": 10, "rule": None, "min_count": 0, "holdoff": 0,
                 "note": f"model at {model_path} not readable ({exc}); assuming no warm-up rule"}
     decision = description.decision
@@ -151,7 +151,7 @@ def progress(total: int, desc: str, disabled: bool):
 def send(args, series: list[SensorSeries], gateway: Gateway) -> tuple[dict, Tally, bool]:
     """Send every reading; returns (verdicts per sensor, tally, verdicts came back directly)."""
     tally, pacer = Tally(), Pacer(args.rate)
-    verdicts = {s.sensor: [None] * len(s.values) for s in series}
+    verdicts: dict[str, list[bool | None]] = {s.sensor: [None] * len(s.values) for s in series}
     total = sum(len(s.values) for s in series)
     with progress(total, f"{args.via}{' (async)' if args.asynchronous else ''}",
                   args.no_progress) as bar:
@@ -159,7 +159,7 @@ def send(args, series: list[SensorSeries], gateway: Gateway) -> tuple[dict, Tall
             for start in range(0, max(len(s.values) for s in series), args.batch):
                 for s in series:
                     chunk = list(zip(s.timestamps[start:start + args.batch],
-                                     s.values[start:start + args.batch]))
+                                     s.values[start:start + args.batch], strict=True))
                     if chunk:
                         status = gateway.nuevo_batch(s.sensor, chunk)
                         tally.count(status, len(chunk), failure=gateway.last_failure)
@@ -244,21 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def run(args: argparse.Namespace) -> int:
-    run_id = time.strftime("%y%m%d%H%M%S", time.gmtime())
-    rule = model_rule(args.model_path, args.cadence)
-    try:
-        series, plan, source, warnings = build(args, run_id, rule)
-        key = args.token_file.read_text().strip() if args.token_file else None
-    except (OSError, ValueError, NabDataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    url, why = stack_state.gateway_url(args.gateway)
-    if why:
-        print(why)
-    gateway = Gateway(url, key)
-    target = (args.broker + f" (topic {args.topic})" if args.via == "mqtt"
-              else f"{gateway.base}/{'async-function' if args.asynchronous else 'function'}/{args.via}")
+def announce(args: argparse.Namespace, series: list[SensorSeries], plan: Plan, rule: dict[str, Any],
+             target: str, warnings: list[str]) -> None:
+    """What is about to be sent where, the warm-up it needs, and the build's warnings."""
     per_sensor = len(series[0].values)
     print(f"{reporting.plural(len(series), 'sensor')} x {reporting.plural(per_sensor, 'reading')} "
           f"({per_sensor * args.cadence / 86400:.1f} simulated days, one every {args.cadence} s) "
@@ -272,6 +260,40 @@ def run(args: argparse.Namespace) -> int:
               f"anomalies come after the warm-up, each kind {spacing} readings apart")
     for line in warnings + ([rule["note"]] if "note" in rule else []):
         print("warning: " + line, file=sys.stderr)
+
+
+def target_of(args: argparse.Namespace, gateway: Gateway) -> str:
+    """Where the readings go: the MQTT broker and topic, or the function's URL."""
+    if args.via == "mqtt":
+        return args.broker + f" (topic {args.topic})"
+    return f"{gateway.base}/{'async-function' if args.asynchronous else 'function'}/{args.via}"
+
+
+def unjudged(result: dict[str, Any]) -> None:
+    """A nuevo run's report: the anomalies sent, none of them caught or missed."""
+    result["note"] = ("nuevo stores readings without judging them; --via detectar or mqtt "
+                      "sends them to detectar")
+    for entry in result["anomalies"]:
+        entry["caught"] = None
+    result["summary"] = {"known": len(result["anomalies"])}
+    result["false_alarms"] = []
+
+
+def run(args: argparse.Namespace) -> int:
+    run_id = time.strftime("%y%m%d%H%M%S", time.gmtime())
+    rule = model_rule(args.model_path, args.cadence)
+    try:
+        series, plan, source, warnings = build(args, run_id, rule)
+        key = args.token_file.read_text().strip() if args.token_file else None
+    except (OSError, ValueError, NabDataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    url, why = stack_state.gateway_url(args.gateway)
+    if why:
+        print(why)
+    gateway = Gateway(url, key)
+    target = target_of(args, gateway)
+    announce(args, series, plan, rule, target, warnings)
     started_at, t0 = datetime.now(UTC), time.monotonic()
     try:
         verdicts, tally, direct = send(args, series, gateway)
@@ -287,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
         gateway.close()
     scored = reporting.score(series, verdicts, args.tolerance, args.cadence, rule["holdoff"],
                              verdicts_seen=direct)
-    total = sum(len(s.values) for s in series)
+    total, per_sensor = sum(len(s.values) for s in series), len(series[0].values)
     result = {
         "run": {"id": run_id, "started_at": started_at.isoformat(timespec="seconds"),
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -307,12 +329,7 @@ def run(args: argparse.Namespace) -> int:
         **scored,
     }
     if args.via == "nuevo":
-        result["note"] = ("nuevo stores readings without judging them; --via detectar or mqtt "
-                          "sends them to detectar")
-        for entry in result["anomalies"]:
-            entry["caught"] = None
-        result["summary"] = {"known": len(result["anomalies"])}
-        result["false_alarms"] = []
+        unjudged(result)
     path = args.report or REPO_ROOT / "data" / "simulator" / f"report-{run_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -31,7 +31,8 @@ def score(series: Sequence[SensorSeries], verdicts: dict[str, list[bool | None]]
     with listar: False may be "not judged"), so the judged readings are unknown. `holdoff`:
     readings the rule stays silent after a flag. Returns the anomalies with their outcome,
     the false alarms and a summary."""
-    anomalies, false_alarms = [], []
+    anomalies: list[dict[str, Any]] = []
+    false_alarms: list[dict[str, Any]] = []
     judged: int | None = 0 if verdicts_seen else None
     flagged = 0
     for s in series:
@@ -100,7 +101,8 @@ def render_text(report: dict[str, Any]) -> str:
     """The report as a few lines for the terminal."""
     run, sent = report["run"], report["sent"]
     lines = [f"sent {plural(sent['readings'], 'reading')} of {plural(len(run['sensors']), 'sensor')} "
-             f"via {run['via']} to {run['target']} in {sent['elapsed_s']:.1f} s ({sent['readings_per_s']:.0f}/s); "
+             f"via {run['via']} to {run['target']} in {sent['elapsed_s']:.1f} s "
+             f"({sent['readings_per_s']:.0f}/s); "
              f"accepted {sent['accepted']}, refused {sent['refused']}"
              + (f" {sent['statuses']}" if sent["refused"] else "")
              + (f"; all stored after {sent['stored_after_s']:.1f} s" if sent.get("stored_after_s")

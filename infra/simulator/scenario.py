@@ -178,7 +178,7 @@ def replay(csv_path: Path, sensors: list[str], kinds: list[Kind], plan: Plan,
     if windows_file:  # rows of the whole file, before --limit cuts it
         data = nab.load_series(csv_path, windows_file)
         raw = data.values
-        for (first, last), (a, b) in zip(data.windows, data.window_timestamps):
+        for (first, last), (a, b) in zip(data.windows, data.window_timestamps, strict=True):
             labelled.append((first, last, f"{a} .. {b}"))
     else:
         _, raw = nab.load_csv(csv_path)

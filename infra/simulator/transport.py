@@ -120,8 +120,10 @@ class Gateway:
 
     def listar(self, sensor: str, start: int, end: int, count: int = LIST_PAGE) -> dict:
         try:
-            answer = self.http.get(f"{self.base}/function/listar", timeout=self.timeout_s, params={
-                "sensor": sensor, "from": start, "to": end, "count": count, "format": "json"})
+            params: dict[str, str | int] = {"sensor": sensor, "from": start, "to": end,
+                                            "count": count, "format": "json"}
+            answer = self.http.get(f"{self.base}/function/listar", timeout=self.timeout_s,
+                                   params=params)
         except requests.RequestException as exc:
             raise TransportError(f"listar failed: {exc}") from exc
         if answer.status_code != 200:

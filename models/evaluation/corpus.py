@@ -122,15 +122,15 @@ def leave_one_category_out(candidates: dict[str, Sequence[FileScore]]) -> dict[s
     is chosen and this is the in-sample score, category by category."""
     first = next(iter(candidates.values()))
     names = sorted({s.category for s in first})
-    chosen, raw, windows = {}, 0.0, 0
+    chosen: dict[str, dict[str, Any]] = {}
+    raw, windows = 0.0, 0
     for held_out in names:
-        def others(label: str) -> float:
-            rest = [s for s in candidates[label] if s.category != held_out]
-            return totals(rest)["normalised"]
-        best = max(candidates, key=others)
+        elsewhere = {label: totals([s for s in scores if s.category != held_out])["normalised"]
+                     for label, scores in candidates.items()}
+        best = max(candidates, key=elsewhere.__getitem__)
         scored = totals([s for s in candidates[best] if s.category == held_out])
         chosen[held_out] = {"candidate": best, **scored}
-        raw, windows = raw + scored["raw"], windows + scored["windows"]
+        raw, windows = raw + scored["raw"], windows + int(scored["windows"])  # a count
     return {"candidates": len(candidates), "categories": chosen,
             "normalised": normalised(raw, windows) if windows else 0.0}
 

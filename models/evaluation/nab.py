@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -73,7 +74,7 @@ class NabSeries:
     def step_ms(self) -> int:
         """The median spacing of the file's increasing timestamps (for captions)."""
         times = [iso_to_ms(t) for t in self.timestamps]
-        steps = [b - a for a, b in zip(times, times[1:]) if b > a]
+        steps = [b - a for a, b in itertools.pairwise(times) if b > a]
         return int(statistics.median(steps)) if steps else 0
 
     def stream_timestamps(self) -> list[int]:

@@ -36,7 +36,7 @@ def evaluation_figure(series: Any, reports: Sequence[Any]):
     panels = max(len(reports), 1)
     figure, axes = plt.subplots(panels, 1, figsize=(16, 3.6 * panels), sharex=True,
                                 squeeze=False, layout="constrained")
-    for axis, report in zip(axes[:, 0], reports):
+    for axis, report in zip(axes[:, 0], reports, strict=False):  # no reports: one empty panel
         axis.plot(rows, values, color="#4a6fa5", linewidth=0.6, label="reading")
         for k, (left, right) in enumerate(series.windows):
             axis.axvspan(left, right, color="#f2c94c", alpha=0.35, linewidth=0,

@@ -130,7 +130,8 @@ def format_table(reports: Sequence[ModelReport], series: NabSeries) -> str:
     width = max(len(name) for name, _ in rows)
     columns = [max(len(cells[i]) for _, cells in rows) for i in range(len(reports))]
     for name, cells in rows:
-        lines.append("  ".join([name.ljust(width)] + [c.ljust(w) for c, w in zip(cells, columns)]))
+        padded = [c.ljust(w) for c, w in zip(cells, columns, strict=True)]
+        lines.append("  ".join([name.ljust(width), *padded]))
     return "\n".join(lines)
 
 

@@ -63,7 +63,7 @@ def sigmoid(x: float) -> float:
 
 
 def probationary_length(n_rows: int) -> int:
-    return min(int(math.floor(0.15 * n_rows)), 750)
+    return min(math.floor(0.15 * n_rows), 750)
 
 
 def check_windows(n_rows: int, windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -105,12 +105,12 @@ def score(n_rows: int, detections: Iterable[int], windows: Sequence[tuple[int, i
         fps.append(i)
         fp_costs.append(cost)
     window_scores = []
-    for (left, right), i in zip(windows, first):
-        if i is None:
+    for (left, right), hit in zip(windows, first, strict=True):
+        if hit is None:
             window_scores.append(-profile.fn)
         else:
             width = right - left + 1
-            window_scores.append(profile.tp * sigmoid(-(right - i + 1) / width) / sigmoid(-1.0))
+            window_scores.append(profile.tp * sigmoid(-(right - hit + 1) / width) / sigmoid(-1.0))
     return NabResult(sum(window_scores) + sum(fp_costs), sum(f is not None for f in first),
                      first, window_scores, fps, fp_costs)
 

@@ -112,7 +112,8 @@ def test_make_up_starts_a_redis_cluster_when_asked(tmp_path):
 
 def feed(stack, count):
     for i in range(count):
-        assert stack.json("nuevo", dato=str(70 + i % 3), timestamp=str(T0 + 1000 * (i + 1))).status_code == 200
+        answer = stack.json("nuevo", dato=str(70 + i % 3), timestamp=str(T0 + 1000 * (i + 1)))
+        assert answer.status_code == 200
 
 
 def test_model_server_down_nuevo_works_and_detectar_stores_but_says_it_did_not_judge(own_redis, tmp_path):

@@ -47,7 +47,7 @@ def test_a_second_spike_the_next_morning_pages_again(step_min):
 def test_a_gross_reading_after_a_spike_is_judged_against_the_sensor_not_the_spike():
     """200 readings around 80, then 250, 80.7 and 500: 500 is TRUE (the rule before judged
     it against a window whose spread the 250 had inflated, and said FALSE)."""
-    values = list(80 + noise(200, seed=4) * 0.3) + [250.0, 80.7, 500.0]
+    values = [*(80 + noise(200, seed=4) * 0.3), 250.0, 80.7, 500.0]
     times = START + np.arange(len(values)) * 5 * MINUTE
     spike, after, gross = stream(values, times)[-3:]
     assert spike.anomaly and spike.alert and spike.kind == "high"

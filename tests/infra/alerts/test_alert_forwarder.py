@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from infra.alert_forwarder import ForwarderConfigError, alert_of, alertmanager_urls, iso
+from infra.alert_forwarder import ForwarderConfigError, alertmanager_urls
+from infra.alert_payload import alert_of, iso
 from shared.outbox import entries, outbox_key
 from tests.conftest import ON_BOTH_LAYOUTS
 from tests.infra.alerts.conftest import needs_alertmanager
