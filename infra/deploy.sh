@@ -285,7 +285,7 @@ build_images() {
     if [ -z "${ALERT_FORWARDER_IMAGE:-}" ]; then
         local forwarder="$SWARM_DIR/alert-forwarder/Dockerfile"
         ALERT_FORWARDER_IMAGE="$prefix/alert-forwarder:$(files_version "$forwarder" \
-            "$ROOT/requirements/alert-forwarder.txt" "$ROOT/shared/config.py" \
+            "$ROOT/requirements/alert-forwarder.txt" "$ROOT/shared/config.py" "$ROOT/shared/timestamps.py" \
             "$ROOT/shared/redis_connection.py" "$ROOT/shared/outbox.py" "$ROOT/infra/alert_forwarder.py" \
             "$ROOT/infra/alert_payload.py")"
         build_image "$ALERT_FORWARDER_IMAGE" "$forwarder" "$ROOT"
