@@ -287,11 +287,10 @@ def verdict_html(result: dict[str, Any], meaning: str, host: str) -> str:
         details += f"<tr><th>severity (0-100)</th><td>{int(result['severity'])}</td></tr>"
     window = ", ".join(number(v) for v in result["window"]) or "(none)"
     lines = []
-    if anomaly is not None:
-        kind = f" ({escape(result['kind'])})" if result.get("kind") else ""
-        lines.append(f"<p><strong>alert: {'yes' if result.get('alert') else 'no'}</strong>"
-                     + (f": a new event{kind}, this reading pages" if result.get("alert") else "")
-                     + "</p>")
+    kind = f" ({escape(result['kind'])})" if result.get("kind") else ""
+    lines.append(f"<p><strong>alert: {'yes' if result.get('alert') else 'no'}</strong>"
+                 + (f": a new event{kind}, this reading pages" if result.get("alert") else "")
+                 + "</p>")  # a reading not judged pages no one either
     if result.get("explanation"):
         lines.append(f"<p>{escape(result['explanation'])}</p>")
     if result.get("resolved"):

@@ -34,11 +34,11 @@ def test_an_alerting_verdict_says_true_and_which_event_pages():
     assert "alert: yes" in html and "(high)" in html and "76" in html
 
 
-def test_an_unjudged_verdict_says_why_and_shows_no_alert_line():
+def test_an_unjudged_verdict_says_why_and_that_it_pages_no_one():
     html = render.verdict_html({"sensor": "s", "timestamp": T, "value": 1.0, "anomaly": None,
                                 "alert": None, "window": [], "message": "needs 10 readings"},
                                "m", "h")
-    assert "UNKNOWN" in html and "needs 10 readings" in html and "alert:" not in html
+    assert "UNKNOWN" in html and "needs 10 readings" in html and "alert: no" in html
 
 
 def test_a_closing_reading_says_its_event_is_over():
