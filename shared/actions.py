@@ -16,6 +16,7 @@ from .errors import StoredButNotJudged
 from .params import SPANS, parse_batch, parse_history, parse_reading, parse_sensor, parse_span, wants_overview
 from .readings import HistoryQuery
 from .services import Services
+from .store.keys import BAND_SERIES
 from .store.reading_store import AlreadyStored
 
 
@@ -98,7 +99,7 @@ def _listar(params: Mapping[str, Any], services: Services, host: str) -> Result:
         reading = {"timestamp": t, "value": v, "anomaly": t in history.anomalies,
                    "alert": t in history.alerts}
         if t in extras.band:
-            reading.update(zip(("expected", "lower", "upper"), extras.band[t], strict=True))
+            reading.update(zip(BAND_SERIES, extras.band[t], strict=True))
         readings.append(reading)
     document = {"sensor": sensor, "total": history.total, "readings": readings,
                 "flagged_total": extras.flagged_total, "alerts": extras.events}
@@ -111,7 +112,7 @@ def _judgement_and_alerts(document: dict[str, Any]
                           ) -> tuple[tuple[float, float, float] | None, list[dict[str, str]]]:
     """What detectar keeps of a judged verdict beside its marks: the expected value and its
     band, and the outbox entries that tell Alertmanager (shared/outbox.py)."""
-    band = [float(v) for v in (document.get(name) for name in ("expected", "lower", "upper"))
+    band = [float(v) for v in (document.get(name) for name in BAND_SERIES)
             if isinstance(v, int | float)]
     judgement = (band[0], band[1], band[2]) if len(band) == 3 else None
     return judgement, outbox.entries(document)
